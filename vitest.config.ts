@@ -1,0 +1,15 @@
+import { defineConfig } from "vitest/config";
+
+// Tests run under Bun (`bun --bun vitest run`) in the threads pool: each test file
+// is a worker thread, and the workers it boots are nested inside it.
+export default defineConfig({
+  test: {
+    pool: "threads",
+    include: ["**/*.test.ts"],
+    exclude: ["node_modules/**"],
+    testTimeout: 60_000,
+    hookTimeout: 30_000,
+    fileParallelism: true,
+    maxWorkers: 2,
+  },
+});
