@@ -1,0 +1,187 @@
+// The machine: what the main thread does. It starts the kernel worker with the
+// boot table, relays control requests to it, and collects its console lines.
+// `npm start` (kernel/main.ts) and the tests both boot through here.
+import { Worker } from "node:worker_threads";
+import { fileURLToPath } from "node:url";
+import { getAffinity, loadLibc } from "../lib/sys/ffi.ts";
+import { appEntry, SERVERS, type BootEntry } from "./table.ts";
+import type { KernelInit, ProcRow } from "./kernel.ts";
+
+export const ROOT = fileURLToPath(new URL("..", import.meta.url)).replace(/\/$/, "");
+export const VERSION = "0.1.0";
+
+export interface AppSpec {
+  name: string;
+  args: string[];
+}
+
+export interface BootOptions {
+  apps?: AppSpec[];
+  servers?: BootEntry[];
+  /** Console lines (boot log, server logs). Default: collected only. */
+  onLog?: (line: string) => void;
+}
+
+export interface AppExit {
+  name: string;
+  ep: number;
+  status: number;
+  result?: unknown;
+  error?: string;
+}
+
+type KernelMsg =
+  | { op: "log"; line: string }
+  | { op: "booted"; procs: ProcRow[] }
+  | { op: "boot-failed"; error: string }
+  | { op: "ctl-reply"; id: number; ok: boolean; data?: unknown; error?: string }
+  | { op: "app-result"; name: string; ep: number; status: number; result?: unknown; error?: string }
+  | { op: "app-exit"; name: string; ep: number; status: number; error?: string }
+  | { op: "down" };
+
+/** Parses "NAME ARG ARG" as given to --app. */
+export function parseAppSpec(s: string): AppSpec | null {
+  const parts = s.trim().split(/\s+/).filter((x) => x.length > 0);
+  if (parts.length === 0 || !/^[A-Za-z0-9_./-]+$/.test(parts[0]!)) return null;
+  return { name: parts[0]!, args: parts.slice(1) };
+}
+
+export class Machine {
+  readonly kernel: Worker;
+  readonly logs: string[] = [];
+  readonly exits: AppExit[] = [];
+  private readonly onLog?: (line: string) => void;
+  private nextId = 1;
+  private readonly waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private readonly exitWaiters: Array<(e: AppExit) => void> = [];
+  private down = false;
+  private downWaiters: Array<() => void> = [];
+  private kernelError: Error | null = null;
+
+  private constructor(kernel: Worker, onLog?: (line: string) => void) {
+    this.kernel = kernel;
+    this.onLog = onLog;
+  }
+
+  static boot(opts: BootOptions = {}): Promise<Machine> {
+    const machine = new SharedArrayBuffer(64); // [0] the dlopen lock
+    loadLibc(new Int32Array(machine, 0, 1));
+    const init: KernelInit = {
+      root: ROOT,
+      servers: opts.servers ?? SERVERS,
+      apps: (opts.apps ?? []).map((a) => appEntry(a.name, a.name.includes("/") ? a.name : `apps/${a.name}.ts`, a.args)),
+      machine,
+      cpusAllowed: getAffinity(),
+      release: VERSION,
+      bootEpochMs: Date.now(),
+    };
+    const kernel = new Worker(new URL("./kernel.ts", import.meta.url), {
+      workerData: { kernel: true, init },
+      name: "kernel",
+    } as ConstructorParameters<typeof Worker>[1]);
+    const m = new Machine(kernel, opts.onLog);
+    return new Promise((resolve, reject) => {
+      kernel.on("error", (e: Error) => {
+        m.kernelError = e;
+        m.log(`[machine] kernel crashed: ${e.message}`);
+        reject(e);
+      });
+      kernel.on("exit", (code: number) => {
+        m.down = true;
+        for (const w of m.waiting.values()) w.reject(new Error(`kernel exited (code ${code})`));
+        m.waiting.clear();
+        for (const f of m.downWaiters.splice(0)) f();
+        reject(m.kernelError ?? new Error(`kernel exited during boot (code ${code})`));
+      });
+      kernel.on("message", (msg: KernelMsg) => {
+        switch (msg.op) {
+          case "log":
+            m.log(msg.line);
+            break;
+          case "booted":
+            resolve(m);
+            break;
+          case "boot-failed":
+            m.log(`[machine] boot failed: ${msg.error}`);
+            void m.shutdown().finally(() => reject(new Error(`boot failed: ${msg.error}`)));
+            break;
+          case "ctl-reply": {
+            const w = m.waiting.get(msg.id);
+            if (!w) break;
+            m.waiting.delete(msg.id);
+            if (msg.ok) w.resolve(msg.data);
+            else w.reject(new Error(msg.error));
+            break;
+          }
+          case "app-result":
+          case "app-exit": {
+            const e: AppExit = { name: msg.name, ep: msg.ep, status: msg.status, error: msg.error };
+            if (msg.op === "app-result") e.result = msg.result;
+            // app-result comes first (the app's own K.EXIT); its worker's exit follows.
+            if (msg.op === "app-exit" && m.exits.some((x) => x.ep === msg.ep && x.name === msg.name)) break;
+            m.exits.push(e);
+            if (e.error) m.log(`[machine] app ${e.name} failed: ${e.error}`);
+            for (const f of m.exitWaiters.splice(0)) f(e);
+            break;
+          }
+          case "down":
+            for (const f of m.downWaiters.splice(0)) f();
+            break;
+        }
+      });
+    });
+  }
+
+  private log(line: string): void {
+    this.logs.push(line);
+    if (this.logs.length > 10_000) this.logs.splice(0, 5000);
+    this.onLog?.(line);
+  }
+
+  /** A control command (ps, kill, hang, restart, spawn, ping, kstats). */
+  ctl(cmd: string, args: string[] = []): Promise<unknown> {
+    if (this.down) return Promise.reject(new Error("the machine is down"));
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      this.kernel.postMessage({ op: "ctl", id, cmd, args });
+    });
+  }
+
+  ps(): Promise<ProcRow[]> {
+    return this.ctl("ps") as Promise<ProcRow[]>;
+  }
+
+  /** Resolves when the app named `name` exits (already exited: at once). */
+  waitApp(name: string, timeoutMs = 30_000): Promise<AppExit> {
+    const done = this.exits.find((e) => e.name === name);
+    if (done) return Promise.resolve(done);
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`app ${name} did not exit within ${timeoutMs} ms`)), timeoutMs);
+      const check = (e: AppExit) => {
+        if (e.name === name) {
+          clearTimeout(t);
+          resolve(e);
+        } else this.exitWaiters.push(check);
+      };
+      this.exitWaiters.push(check);
+    });
+  }
+
+  /** Starts an app and waits for it to exit. */
+  async run(name: string, args: string[] = [], timeoutMs = 30_000): Promise<AppExit> {
+    const ep = (await this.ctl("spawn", [name, ...args])) as string;
+    const spawnedName = /spawned (\S+) at/.exec(ep)?.[1] ?? name;
+    return this.waitApp(spawnedName, timeoutMs);
+  }
+
+  /** Stops every worker and the kernel. Resolves when all are gone (at most ~2 s). */
+  async shutdown(): Promise<void> {
+    if (this.down) return;
+    const down = new Promise<void>((r) => this.downWaiters.push(r));
+    this.kernel.postMessage({ op: "shutdown" });
+    await Promise.race([down, new Promise((r) => setTimeout(r, 1800))]);
+    this.down = true;
+    await this.kernel.terminate();
+  }
+}

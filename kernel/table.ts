@@ -1,0 +1,40 @@
+// The boot table: which processes the kernel starts, on which CPU, and whom each
+// may call. Endpoints are given in this order, from 1 (0 is the kernel).
+import { K } from "../lib/ipc/calls.ts";
+import type { ProcKind } from "../lib/ipc/calls.ts";
+
+export interface BootEntry {
+  name: string;
+  /** Module path relative to the repository root. */
+  module: string;
+  kind: ProcKind;
+  /** Boot-table CPU; mapped onto the CPUs this machine allows (modulo their count). */
+  cpu: number;
+  /** Endpoints (by name) this process may send to. Replies are always allowed to a waiting caller. */
+  ipc: string[];
+  /** Kernel calls this process may make (EXIT, LOG and WHOIS are allowed to all). */
+  kcalls: number[];
+  args?: string[];
+}
+
+const COMMON_KCALLS = [K.EXIT, K.LOG, K.WHOIS];
+
+/** The system servers, in start order. The stack servers are stubs until issue 3. */
+export const SERVERS: BootEntry[] = [
+  { name: "rs", module: "servers/rs.ts", kind: "server", cpu: 0, ipc: [], kcalls: [K.RESTART, K.KILL, K.PROCS] },
+  { name: "syscall", module: "servers/syscall.ts", kind: "server", cpu: 0, ipc: ["tcp", "udp", "ip", "pf", "rs"], kcalls: [K.PROCS, K.SPAWN, K.CHAN_OPEN] },
+  { name: "nic", module: "servers/stub.ts", kind: "server", cpu: 1, ipc: ["pf", "ip"], kcalls: [K.CHAN_OPEN] },
+  { name: "pf", module: "servers/stub.ts", kind: "server", cpu: 1, ipc: ["nic", "ip"], kcalls: [K.CHAN_OPEN] },
+  { name: "ip", module: "servers/stub.ts", kind: "server", cpu: 1, ipc: ["nic", "pf", "tcp", "udp"], kcalls: [K.CHAN_OPEN] },
+  { name: "udp", module: "servers/stub.ts", kind: "server", cpu: 1, ipc: ["ip", "syscall"], kcalls: [K.CHAN_OPEN] },
+  { name: "tcp", module: "servers/stub.ts", kind: "server", cpu: 1, ipc: ["ip", "syscall"], kcalls: [K.CHAN_OPEN] },
+];
+
+/** The table entry of an app: it may call the syscall server only. */
+export function appEntry(name: string, module: string, args: string[], cpu = 0): BootEntry {
+  return { name, module, kind: "app", cpu, ipc: ["syscall"], kcalls: [], args };
+}
+
+export function kcallsOf(e: BootEntry): Set<number> {
+  return new Set([...COMMON_KCALLS, ...e.kcalls]);
+}

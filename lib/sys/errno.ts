@@ -1,0 +1,48 @@
+// errno values with their Linux numbers, so the newts and Linux backends agree.
+export const EPERM = 1;
+export const ENOENT = 2;
+export const ESRCH = 3;
+export const EINTR = 4;
+export const EIO = 5;
+export const EBADF = 9;
+export const EAGAIN = 11;
+export const ENOMEM = 12;
+export const EFAULT = 14;
+export const EBUSY = 16;
+export const EEXIST = 17;
+export const EINVAL = 22;
+export const ENOSPC = 28;
+export const EPIPE = 32;
+export const ERANGE = 34;
+export const ENOSYS = 38;
+export const EBADMSG = 74;
+export const EMSGSIZE = 90;
+export const ENOTSOCK = 88;
+export const EADDRINUSE = 98;
+export const ECONNRESET = 104;
+export const ETIMEDOUT = 110;
+export const ECONNREFUSED = 111;
+export const EINPROGRESS = 115;
+
+const NAMES: Record<number, string> = {
+  [EPERM]: "EPERM", [ENOENT]: "ENOENT", [ESRCH]: "ESRCH", [EINTR]: "EINTR", [EIO]: "EIO",
+  [EBADF]: "EBADF", [EAGAIN]: "EAGAIN", [ENOMEM]: "ENOMEM", [EFAULT]: "EFAULT", [EBUSY]: "EBUSY",
+  [EEXIST]: "EEXIST", [EINVAL]: "EINVAL", [ENOSPC]: "ENOSPC", [EPIPE]: "EPIPE", [ERANGE]: "ERANGE",
+  [ENOSYS]: "ENOSYS", [EBADMSG]: "EBADMSG", [EMSGSIZE]: "EMSGSIZE", [ENOTSOCK]: "ENOTSOCK",
+  [EADDRINUSE]: "EADDRINUSE", [ECONNRESET]: "ECONNRESET", [ETIMEDOUT]: "ETIMEDOUT",
+  [ECONNREFUSED]: "ECONNREFUSED", [EINPROGRESS]: "EINPROGRESS",
+};
+
+export function errnoName(e: number): string {
+  return NAMES[e] ?? `E${e}`;
+}
+
+/** An error carrying a Linux errno, thrown by libc calls and IPC primitives. */
+export class ErrnoError extends Error {
+  readonly errno: number;
+  constructor(errno: number, what: string) {
+    super(`${what}: ${errnoName(errno)}`);
+    this.errno = errno;
+    this.name = "ErrnoError";
+  }
+}

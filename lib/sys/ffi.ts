@@ -1,0 +1,73 @@
+// The few libc functions newts needs, through bun:ffi: thread id, CPU affinity,
+// sched_yield. The first dlopen of libc is serialised across workers with a spin
+// lock in a machine-wide SAB (concurrent first dlopen has crashed Bun).
+import { dlopen, FFIType } from "bun:ffi";
+
+const SYS_gettid = 186; // x86-64
+const SYS_gettid_arm64 = 178;
+
+type Libc = ReturnType<typeof open>;
+
+function open() {
+  return dlopen("libc.so.6", {
+    syscall: { args: [FFIType.i64], returns: FFIType.i64 },
+    sched_setaffinity: { args: [FFIType.i32, FFIType.u64, FFIType.ptr], returns: FFIType.i32 },
+    sched_getaffinity: { args: [FFIType.i32, FFIType.u64, FFIType.ptr], returns: FFIType.i32 },
+    sched_yield: { args: [], returns: FFIType.i32 },
+  });
+}
+
+let libc: Libc | null = null;
+
+/**
+ * Loads libc once per thread. `lock` is an Int32Array over a machine-wide SAB
+ * (cell 0 = the lock); pass null on the main thread.
+ */
+export function loadLibc(lock: Int32Array | null): Libc {
+  if (libc) return libc;
+  if (lock) {
+    for (let i = 0; Atomics.compareExchange(lock, 0, 0, 1) !== 0; i++) Atomics.wait(lock, 0, 1, 5);
+  }
+  try {
+    libc = open();
+  } finally {
+    if (lock) {
+      Atomics.store(lock, 0, 0);
+      Atomics.notify(lock, 0, 1);
+    }
+  }
+  return libc;
+}
+
+function lib(): Libc {
+  if (!libc) throw new Error("libc not loaded: call loadLibc first");
+  return libc;
+}
+
+export function gettid(): number {
+  return Number(lib().symbols.syscall(process.arch === "arm64" ? SYS_gettid_arm64 : SYS_gettid));
+}
+
+/** The calling thread's allowed CPUs. */
+export function getAffinity(): number[] {
+  const mask = new BigUint64Array(16);
+  if (lib().symbols.sched_getaffinity(0, 128, mask) !== 0) return [];
+  const cpus: number[] = [];
+  for (let w = 0; w < 16; w++) {
+    for (let b = 0n; b < 64n; b++) if ((mask[w]! >> b) & 1n) cpus.push(w * 64 + Number(b));
+  }
+  return cpus;
+}
+
+/** Pins the calling thread to `cpus` and returns the set read back from the kernel. */
+export function pinThread(cpus: number[]): number[] {
+  const mask = new BigUint64Array(16);
+  for (const c of cpus) mask[c >> 6]! |= 1n << BigInt(c & 63);
+  const rc = lib().symbols.sched_setaffinity(0, 128, mask);
+  if (rc !== 0) return getAffinity();
+  return getAffinity();
+}
+
+export function schedYield(): void {
+  lib().symbols.sched_yield();
+}
