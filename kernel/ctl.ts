@@ -1,0 +1,55 @@
+// `npm run ctl -- <cmd>`: talks to a running newts over its control socket.
+import { parseArgs } from "node:util";
+import { ctlRequest, defaultCtlPath } from "./ctlproto.ts";
+import { formatPs } from "./psformat.ts";
+import type { ProcRow } from "./kernel.ts";
+
+const USAGE = `usage: npm run ctl -- [--ctl PATH] [--json] <command> [args]
+
+commands:
+  ps                 processes: endpoint, name, cpu, state, restarts, messages, wake-ups
+  kill NAME          terminate a process's worker (rs restarts servers)
+  hang NAME          make a process stop answering (rs must catch it by heartbeat)
+  restart NAME       restart a server now
+  spawn NAME ARGS    start apps/NAME.ts
+  ping NAME          round trip to a server through the kernel
+  kstats             kernel counters
+  shutdown           stop newts`;
+
+const COMMANDS: Record<string, [number, number]> = {
+  ps: [0, 0], kill: [1, 1], hang: [1, 1], restart: [1, 1], spawn: [1, 64], ping: [1, 1], kstats: [0, 0], shutdown: [0, 0],
+};
+
+function fail(msg: string, code = 2): never {
+  process.stderr.write(`ctl: ${msg}\n`);
+  process.exit(code);
+}
+
+let parsed;
+try {
+  parsed = parseArgs({
+    args: process.argv.slice(2),
+    options: { ctl: { type: "string" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" } },
+    allowPositionals: true,
+    strict: true,
+  });
+} catch (e) {
+  fail(`${(e as Error).message.split("\n")[0]} (try --help)`);
+}
+const { values, positionals } = parsed;
+if (values.help || positionals.length === 0) {
+  console.log(USAGE);
+  process.exit(values.help ? 0 : 2);
+}
+const [cmd, ...args] = positionals as [string, ...string[]];
+const arity = COMMANDS[cmd];
+if (!arity) fail(`unknown command '${cmd}' (try --help)`);
+if (args.length < arity[0] || args.length > arity[1]) fail(`${cmd} takes ${arity[0] === arity[1] ? arity[0] : `${arity[0]}..${arity[1]}`} argument(s)`);
+
+const path = values.ctl ?? defaultCtlPath();
+const reply = await ctlRequest(path, { cmd, args }).catch((e: Error) => fail(e.message, 1));
+if (!reply.ok) fail(reply.error, 1);
+if (values.json) console.log(JSON.stringify(reply.data));
+else if (cmd === "ps") console.log(formatPs(reply.data as ProcRow[]));
+else if (typeof reply.data === "string") console.log(reply.data);
+else console.log(JSON.stringify(reply.data, null, 2));

@@ -1,0 +1,158 @@
+// `npm start`: boots newts on this machine's cores and serves the control socket.
+import { parseArgs } from "node:util";
+import { existsSync, unlinkSync } from "node:fs";
+import { Machine, parseAppSpec, type AppSpec } from "./boot.ts";
+import { ctlRequest, defaultCtlPath, type CtlReply, type CtlRequest } from "./ctlproto.ts";
+
+const USAGE = `usage: npm start -- [options]
+
+Boots newts: the kernel worker, the servers of the boot table (rs, syscall, nic,
+pf, ip, udp, tcp), then the apps.
+
+options:
+  --app "NAME ARGS"   start apps/NAME.ts with ARGS (repeatable)
+  --no-apps           start no apps
+  --ctl PATH          control socket path (default: $NEWTS_CTL or ${defaultCtlPath()})
+  --quiet             print only the boot summary and errors
+  -h, --help          this text
+
+control it from another terminal: npm run ctl -- ps | kill NAME | hang NAME |
+restart NAME | spawn NAME ARGS | shutdown   (ps --json for JSON)`;
+
+const DEFAULT_APPS: AppSpec[] = [{ name: "sysinfo", args: [] }];
+
+function fail(msg: string): never {
+  process.stderr.write(`newts: ${msg} (try --help)\n`);
+  process.exit(2);
+}
+
+function parse() {
+  try {
+    return parseArgs({
+      args: process.argv.slice(2),
+      options: {
+        app: { type: "string", multiple: true },
+        "no-apps": { type: "boolean" },
+        ctl: { type: "string" },
+        quiet: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
+      strict: true,
+      allowPositionals: false,
+    }).values;
+  } catch (e) {
+    fail((e as Error).message.split("\n")[0]!);
+  }
+}
+
+const opts = parse();
+if (opts.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+if (opts["no-apps"] && opts.app) fail("--app and --no-apps exclude each other");
+const apps: AppSpec[] = [];
+for (const a of opts.app ?? []) {
+  const spec = parseAppSpec(a);
+  if (!spec) fail(`bad --app value '${a}': expected "NAME ARGS" with NAME of letters, digits, _ . / -`);
+  if (!spec.name.includes("/") && !existsSync(new URL(`../apps/${spec.name}.ts`, import.meta.url))) {
+    fail(`--app ${spec.name}: no such app (apps/${spec.name}.ts)`);
+  }
+  apps.push(spec);
+}
+const ctlPath = opts.ctl ?? defaultCtlPath();
+
+// A control socket left by a newts that died is removed; a live one means "already running".
+if (existsSync(ctlPath)) {
+  const alive = await ctlRequest(ctlPath, { cmd: "ps", args: [] }, 500).then(() => true, () => false);
+  if (alive) {
+    process.stderr.write(`newts: already running (control socket ${ctlPath}); stop it with: npm run ctl -- shutdown\n`);
+    process.exit(1);
+  }
+  unlinkSync(ctlPath);
+}
+
+const quiet = !!opts.quiet;
+const t0 = performance.now();
+const machine = await Machine.boot({
+  apps: opts["no-apps"] ? [] : apps.length > 0 ? apps : DEFAULT_APPS,
+  onLog: (line) => {
+    if (!quiet || line.includes("crash") || line.includes("fail")) console.log(line);
+  },
+}).catch((e: Error) => {
+  process.stderr.write(`newts: ${e.message}\n`);
+  process.exit(1);
+});
+console.log(`newts booted in ${(performance.now() - t0).toFixed(0)} ms; control socket ${ctlPath}`);
+console.log(`try: npm run ctl -- ps    (Ctrl-C or 'npm run ctl -- shutdown' stops it)`);
+
+let stopping = false;
+async function stop(why: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  console.log(`newts: ${why}; shutting down`);
+  const hard = setTimeout(() => process.exit(0), 1900);
+  await machine.shutdown();
+  server.stop(true);
+  try {
+    unlinkSync(ctlPath);
+  } catch {
+    /* already gone */
+  }
+  clearTimeout(hard);
+  process.exit(0);
+}
+
+async function handle(req: CtlRequest): Promise<CtlReply> {
+  if (req.cmd === "shutdown") {
+    setTimeout(() => void stop("shutdown requested"), 10);
+    return { ok: true, data: "shutting down" };
+  }
+  try {
+    return { ok: true, data: await machine.ctl(req.cmd, req.args) };
+  } catch (e) {
+    return { ok: false, error: (e as Error).message };
+  }
+}
+
+const server = Bun.listen<{ buf: string }>({
+  unix: ctlPath,
+  socket: {
+    open(s) {
+      s.data = { buf: "" };
+    },
+    data(s, d) {
+      s.data.buf += d.toString();
+      if (s.data.buf.length > 65536) {
+        s.end(JSON.stringify({ ok: false, error: "request too long" }) + "\n");
+        return;
+      }
+      const nl = s.data.buf.indexOf("\n");
+      if (nl < 0) return;
+      let req: CtlRequest;
+      try {
+        const j = JSON.parse(s.data.buf.slice(0, nl)) as Partial<CtlRequest>;
+        if (typeof j.cmd !== "string" || (j.args !== undefined && !Array.isArray(j.args))) throw new Error("expected {cmd, args}");
+        req = { cmd: j.cmd, args: (j.args ?? []).map(String) };
+      } catch (e) {
+        s.end(JSON.stringify({ ok: false, error: `bad request: ${(e as Error).message}` }) + "\n");
+        return;
+      }
+      void handle(req).then((r) => s.end(JSON.stringify(r) + "\n"));
+    },
+  },
+});
+
+process.on("SIGINT", () => void stop("interrupted"));
+process.on("SIGTERM", () => void stop("terminated"));
+
+// Apps' exit statuses on the console.
+void (async () => {
+  for (;;) {
+    const before = machine.exits.length;
+    await new Promise((r) => setTimeout(r, 200));
+    for (const e of machine.exits.slice(before)) console.log(`[machine] app ${e.name} (ep ${e.ep}) exited with status ${e.status}`);
+    if (stopping) return;
+  }
+})();
+
