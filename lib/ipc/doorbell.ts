@@ -25,7 +25,8 @@ export class Doorbell {
    * Blocks until woken or `timeoutMs` passes, unless `ready()` turns true after the
    * sleeping flag is raised (the re-check that closes the lost-wake-up window:
    * a producer publishes, then reads `sleeping`; we raise `sleeping`, then re-read).
-   * Returns true if woken by a producer.
+   * Returns true if woken by a producer. `ready` must not consume what it finds
+   * (or must latch: the caller will ask again after sleep returns).
    */
   sleep(ready: () => boolean, timeoutMs: number): boolean {
     Atomics.store(this.cells, SLEEPING, 1);

@@ -249,11 +249,12 @@ export class SlotRing extends RingBase {
 
   /** Producer: byte offset (in `view`) of the k-th free slot, or -1 when full (or CORRUPT). */
   produceSlot(k = 0): number {
-    let used = (this.tail - this.cachedHead) >>> 0;
+    const used = (this.tail - this.cachedHead) >>> 0;
     if (used + k >= this.capacity) {
-      this.cachedHead = Atomics.load(this.hdr, HEAD) >>> 0;
-      used = (this.tail - this.cachedHead) >>> 0;
-      if (used > this.capacity || used + k >= this.capacity) return -1;
+      const head = Atomics.load(this.hdr, HEAD) >>> 0;
+      const now = (this.tail - head) >>> 0;
+      if (now > this.capacity || now + k >= this.capacity) return -1;
+      this.cachedHead = head; // cached only once validated
     }
     return ((this.tail + k) & this.mask) * this.slotSize;
   }
@@ -266,11 +267,12 @@ export class SlotRing extends RingBase {
 
   /** Consumer: byte offset of the k-th filled slot, or -1 when there is none (or CORRUPT). */
   consumeSlot(k = 0): number {
-    let avail = (this.cachedTail - this.head) >>> 0;
+    const avail = (this.cachedTail - this.head) >>> 0;
     if (k >= avail) {
-      this.cachedTail = Atomics.load(this.hdr, TAIL) >>> 0;
-      avail = (this.cachedTail - this.head) >>> 0;
-      if (avail > this.capacity || k >= avail) return -1;
+      const tail = Atomics.load(this.hdr, TAIL) >>> 0;
+      const now = (tail - this.head) >>> 0;
+      if (now > this.capacity || k >= now) return -1;
+      this.cachedTail = tail; // cached only once validated
     }
     return ((this.head + k) & this.mask) * this.slotSize;
   }
@@ -283,8 +285,10 @@ export class SlotRing extends RingBase {
 
   /** Consumer: slots available now (re-reads the tail), or CORRUPT. */
   available(): number {
-    this.cachedTail = Atomics.load(this.hdr, TAIL) >>> 0;
-    const avail = (this.cachedTail - this.head) >>> 0;
-    return avail > this.capacity ? CORRUPT : avail;
+    const tail = Atomics.load(this.hdr, TAIL) >>> 0;
+    const avail = (tail - this.head) >>> 0;
+    if (avail > this.capacity) return CORRUPT;
+    this.cachedTail = tail; // cached only once validated
+    return avail;
   }
 }

@@ -309,7 +309,11 @@ export class Proc {
    * then, since servers may share a core), then sleep on the doorbell with a finite
    * timeout, beating the heart at every turn. Returns when done() or at the deadline.
    */
-  waitUntil(done: () => boolean, deadline: number, spin = SPIN_ITERS): boolean {
+  waitUntil(cond: () => boolean, deadline: number, spin = SPIN_ITERS): boolean {
+    // cond may consume what it finds (a message), so once true it must stay true:
+    // the sleep's re-check and the loop below may both call it.
+    let fired = false;
+    const done = () => fired || (fired = cond());
     for (let i = 0; i < spin; i++) {
       if (done()) return true;
       if ((i & 255) === 255) {
