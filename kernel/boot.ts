@@ -18,6 +18,8 @@ export interface AppSpec {
 export interface BootOptions {
   apps?: AppSpec[];
   servers?: BootEntry[];
+  /** More boot-table entries after the servers (tests: apps with their own ACLs). */
+  extra?: BootEntry[];
   /** Console lines (boot log, server logs). Default: collected only. */
   onLog?: (line: string) => void;
 }
@@ -68,7 +70,7 @@ export class Machine {
     loadLibc(new Int32Array(machine, 0, 1));
     const init: KernelInit = {
       root: ROOT,
-      servers: opts.servers ?? SERVERS,
+      servers: [...(opts.servers ?? SERVERS), ...(opts.extra ?? [])],
       apps: (opts.apps ?? []).map((a) => appEntry(a.name, a.name.includes("/") ? a.name : `apps/${a.name}.ts`, a.args)),
       machine,
       cpusAllowed: getAffinity(),

@@ -141,7 +141,7 @@ export class Proc {
   }
 
   /** Tells the kernel this process's outbox has work. */
-  private kick(): void {
+  kick(): void {
     Atomics.or(this.kernelPending, this.ep >>> 5, 1 << (this.ep & 31));
     this.kernelWaker.wake();
   }

@@ -1,0 +1,37 @@
+// Helpers for tests that boot a whole machine.
+import { readdirSync, readFileSync } from "node:fs";
+import type { Machine } from "../../kernel/boot.ts";
+import type { ProcRow } from "../../kernel/kernel.ts";
+
+export function threadCount(): number {
+  return readdirSync("/proc/self/task").length;
+}
+
+/** CPU time (utime + stime, clock ticks) of one thread of this process. */
+export function threadTicks(tid: number): number {
+  const stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return Number(fields[11]) + Number(fields[12]); // fields 14 and 15 of stat(5)
+}
+
+export async function row(m: Machine, name: string): Promise<ProcRow> {
+  const r = (await m.ps()).find((p) => p.name === name);
+  if (!r) throw new Error(`no process ${name}`);
+  return r;
+}
+
+/** Polls `ping NAME` until it answers; returns milliseconds until then. */
+export async function untilAnswers(m: Machine, name: string, limitMs = 5000): Promise<number> {
+  const t0 = performance.now();
+  for (;;) {
+    try {
+      await m.ctl("ping", [name, "200"]);
+      return performance.now() - t0;
+    } catch (e) {
+      if (performance.now() - t0 > limitMs) throw e;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
