@@ -18,6 +18,8 @@ describe("a booted machine", () => {
       extra: [
         { name: "chan-b", module: "test/fixtures/chan.ts", kind: "app", cpu: 1, ipc: ["chan-a"], kcalls: [], args: ["20000"] },
         { name: "chan-a", module: "test/fixtures/chan.ts", kind: "app", cpu: 0, ipc: ["chan-b"], kcalls: [K.CHAN_OPEN], args: ["20000"] },
+        { name: "notify-b", module: "test/fixtures/notify.ts", kind: "app", cpu: 1, ipc: [], kcalls: [] },
+        { name: "notify-a", module: "test/fixtures/notify.ts", kind: "app", cpu: 0, ipc: ["notify-b"], kcalls: [] },
       ],
     });
   });
@@ -80,6 +82,22 @@ describe("a booted machine", () => {
     expect(ra.ack).toBe(true);
     // Only set-up and exit went through the kernel, not the 20,000 messages.
     expect((await row(m, "chan-a")).msgsOut).toBeLessThan(10);
+  });
+
+  test("notify is a coalescing, non-blocking event bit", async () => {
+    expect((await m.waitApp("notify-a")).status).toBe(0);
+    const b = await m.waitApp("notify-b");
+    const r = b.result as { seen: number[]; a: number };
+    expect(r.seen).toEqual([r.a]);
+  });
+
+  test("ctl restart starts a new generation of a server", async () => {
+    const before = await row(m, "pf");
+    await m.ctl("restart", ["pf"]);
+    await untilAnswers(m, "pf");
+    const after = await row(m, "pf");
+    expect(after.generation).toBe(before.generation + 1);
+    expect(after.pid).not.toBe(before.pid);
   });
 
   test("a process blocked in a system call uses no CPU", async () => {
