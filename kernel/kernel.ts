@@ -4,13 +4,14 @@
 // reach it between rounds.
 import { MessageChannel, parentPort, Worker, workerData, type MessagePort } from "node:worker_threads";
 import { CORRUPT, createByteRingBuffer, createSlotRingBuffer, MsgRing } from "../lib/ipc/ring.ts";
+import { createPool } from "../lib/ipc/pool.ts";
 import { createDoorbell, Doorbell, Waker } from "../lib/ipc/doorbell.ts";
 import {
   decodeHeader, decodeMessage, encodeMessage, F_CALL, F_ERROR, F_REPLY, MAX_MSG, stampSource, type Message,
 } from "../lib/ipc/message.ts";
 import { K, KC, KERNEL, MAX_ENDPOINTS, PING } from "../lib/ipc/calls.ts";
 import { EAGAIN, EBADMSG, EINTR, EINVAL, EMSGSIZE, ENOSYS, EPERM, ESRCH } from "../lib/sys/errno.ts";
-import { NOTIFY, type ChannelInfo, type ProcInit } from "../lib/sys/proc.ts";
+import { NOTIFY, type ChannelInfo, type ChannelOpts, type PoolInfo, type ProcInit } from "../lib/sys/proc.ts";
 import { cpuListFromMask, PCB, PCB_BYTES, PSTATE_NAMES } from "../lib/sys/pcb.ts";
 import { createKinfo, KI, kinfoSet } from "../lib/sys/kinfo.ts";
 import { appEntry, kcallsOf, type BootEntry } from "./table.ts";
@@ -86,7 +87,15 @@ interface Slot {
   exitStatus?: number;
   onExit: Array<() => void>;
   onReady: Array<(err?: Error) => void>;
+  /** Channels and pools this process holds: re-granted to each new generation (design §6). */
+  resources: Resource[];
 }
+
+/** What survives a process's restart: the shared memory it was given. */
+type Resource =
+  | { kind: "chan"; chan: number; peer: number; opts: ChannelOpts; tx: SharedArrayBuffer; rx: SharedArrayBuffer; peerDoorbell: SharedArrayBuffer }
+  | { kind: "pool"; pool: number; owner: number; sab: SharedArrayBuffer };
+
 
 class Kernel {
   readonly init: KernelInit;
@@ -102,6 +111,7 @@ class Kernel {
   private nextGrant = 1;
   private nextChan = 1;
   private nextKid = 1;
+  private nextPool = 1;
   private readonly kernelCalls = new Map<number, (m: Message) => void>();
   private stopping = false;
   private stats = { routed: 0, rejected: 0, denied: 0, rounds: 0, sleeps: 0 };
@@ -131,7 +141,7 @@ class Kernel {
       ep, entry, ipc: new Set(), kcalls: kcallsOf(entry), worker: null, gen: -1, pid: 0, state: "new", restarts: 0,
       inbox: null, outbox: null, doorbellSab, waker: new Waker(doorbellSab), notifySab,
       notifyBits: new Int32Array(notifySab), pcbSab, pcb: new Int32Array(pcbSab), grantPort: null, backlog: [],
-      pendingCall: null, msgsIn: 0, msgsOut: 0, denied: 0, rejected: 0, tid: 0, cpus: [], onExit: [], onReady: [],
+      pendingCall: null, msgsIn: 0, msgsOut: 0, denied: 0, rejected: 0, tid: 0, cpus: [], onExit: [], onReady: [], resources: [],
     };
     this.slots[ep] = slot;
     this.byName.set(entry.name, ep);
@@ -192,6 +202,8 @@ class Kernel {
       grants: port2,
       extra: { ...this.extraFor(slot), ...extra },
     };
+    // A restarted process gets back the channels and pools of its earlier generations.
+    init.extra.resources = this.regrant(slot);
     const gen = slot.gen;
     const w = new Worker(new URL("../lib/sys/crt0.ts", import.meta.url), {
       workerData: init,
@@ -210,6 +222,7 @@ class Kernel {
             `gen ${gen} pid ${slot.pid} tid ${slot.tid} cpu ${init.cpus.join(",")} -> sched_getaffinity {${slot.cpus.join(",")}}`,
         );
         this.flushBacklog(slot);
+        if (gen > 0) this.tellPeers(slot);
         for (const f of slot.onReady.splice(0)) f();
       } else if (m.op === "log" && typeof m.line === "string") {
         this.log(m.line);
@@ -483,6 +496,8 @@ class Kernel {
       }
       case K.CHAN_OPEN:
         return this.openChannel(from, p, ok, fail);
+      case K.POOL_CREATE:
+        return this.createPool(from, p, ok, fail);
       default:
         return fail(ENOSYS, `no kernel call ${m.type}`);
     }
@@ -516,7 +531,7 @@ class Kernel {
       return fail(EINVAL, (e as Error).message);
     }
     const chan = this.nextChan++;
-    const opts = { kind, bytes: p.bytes as number | undefined, slots: p.slots as number | undefined, slotSize: p.slotSize as number | undefined };
+    const opts: ChannelOpts = { kind, bytes: p.bytes as number | undefined, slots: p.slots as number | undefined, slotSize: p.slotSize as number | undefined };
     const mine: ChannelInfo = {
       ...opts, chan, peer: peerEp,
       txGrant: this.grant(from, a, { chan, role: "tx" }),
@@ -529,8 +544,73 @@ class Kernel {
       rxGrant: this.grant(peer, a, { chan, role: "rx" }),
       peerDoorbellGrant: this.grant(peer, from.doorbellSab, { chan, role: "peer-doorbell" }),
     };
+    from.resources.push({ kind: "chan", chan, peer: peerEp, opts, tx: a, rx: b, peerDoorbell: peer.doorbellSab });
+    peer.resources.push({ kind: "chan", chan, peer: from.ep, opts, tx: b, rx: a, peerDoorbell: from.doorbellSab });
     this.deliver(peer, encodeMessage({ dst: peerEp, src: KERNEL, type: KC.CHANNEL, id: 0, flags: 0 }, theirs));
     ok(mine);
+  }
+
+  /** A packet pool owned by the caller and lent to the endpoints in `share` (each must be in its ACL). */
+  private createPool(from: Slot, p: Record<string, unknown>, ok: (x: unknown) => void, fail: (e: number, s: string) => void): void {
+    const share = Array.isArray(p.share) ? p.share.map(Number) : [];
+    for (const ep of share) {
+      if (!this.slots[ep]) return fail(ESRCH, `no process at endpoint ${ep}`);
+      if (!from.ipc.has(ep)) return fail(EPERM, `${from.entry.name} may not share memory with endpoint ${ep}`);
+    }
+    let sab: SharedArrayBuffer;
+    try {
+      sab = createPool(Number(p.count ?? 1024), Number(p.bufSize ?? 2048));
+    } catch (e) {
+      return fail(EINVAL, (e as Error).message);
+    }
+    const pool = this.nextPool++;
+    from.resources.push({ kind: "pool", pool, owner: from.ep, sab });
+    for (const ep of share) {
+      const peer = this.slots[ep]!;
+      peer.resources.push({ kind: "pool", pool, owner: from.ep, sab });
+      const info: PoolInfo = { pool, owner: from.ep, grant: this.grant(peer, sab, { pool }) };
+      this.deliver(peer, encodeMessage({ dst: ep, src: KERNEL, type: KC.POOL, id: 0, flags: 0 }, info));
+    }
+    const mine: PoolInfo = { pool, owner: from.ep, grant: this.grant(from, sab, { pool }) };
+    ok(mine);
+  }
+
+  /** Grants a new generation everything its endpoint held; returns the descriptions for its init. */
+  private regrant(slot: Slot): Array<{ kind: "chan"; info: ChannelInfo } | { kind: "pool"; info: PoolInfo }> {
+    const out: Array<{ kind: "chan"; info: ChannelInfo } | { kind: "pool"; info: PoolInfo }> = [];
+    for (const r of slot.resources) {
+      if (r.kind === "chan") {
+        out.push({
+          kind: "chan",
+          info: {
+            ...r.opts, chan: r.chan, peer: r.peer,
+            txGrant: this.grant(slot, r.tx, { chan: r.chan, role: "tx" }),
+            rxGrant: this.grant(slot, r.rx, { chan: r.chan, role: "rx" }),
+            peerDoorbellGrant: this.grant(slot, r.peerDoorbell, { chan: r.chan, role: "peer-doorbell" }),
+          },
+        });
+      } else {
+        out.push({ kind: "pool", info: { pool: r.pool, owner: r.owner, grant: this.grant(slot, r.sab, { pool: r.pool }) } });
+      }
+    }
+    return out;
+  }
+
+  /** Tells everyone who shares memory with a restarted process (pool owners reclaim its buffers). */
+  private tellPeers(slot: Slot): void {
+    const peers = new Set<number>();
+    for (const r of slot.resources) {
+      if (r.kind === "chan") peers.add(r.peer);
+      else if (r.owner !== slot.ep) peers.add(r.owner);
+      else for (const s of this.slots) if (s && s !== slot && s.resources.some((x) => x.kind === "pool" && x.pool === r.pool)) peers.add(s.ep);
+    }
+    const payload = { ep: slot.ep, name: slot.entry.name, generation: slot.gen };
+    for (const ep of peers) {
+      const peer = this.slots[ep];
+      if (peer && peer.state === "running") {
+        this.deliver(peer, encodeMessage({ dst: ep, src: KERNEL, type: KC.PEER_RESTARTED, id: 0, flags: 0 }, payload));
+      }
+    }
   }
 
   /** Sends a call from the kernel itself (ping) and resolves with the reply. */

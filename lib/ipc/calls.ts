@@ -16,6 +16,7 @@ export const K = {
   SPAWN: 6, // { name, args } -> { ep }
   LOG: 7, // { line }: a line for the console
   WHOIS: 8, // { name } -> { ep }
+  POOL_CREATE: 9, // { count, bufSize, share: [ep] } -> PoolInfo: a packet pool owned by the caller, lent to `share`
 } as const;
 
 /** Messages the kernel sends to processes (src = KERNEL). */
@@ -25,6 +26,8 @@ export const KC = {
   CHANNEL: 52, // { chan, peer, peerName, grant }: a channel was opened towards you
   EXITED: 53, // to rs: { ep, name, generation, code, error? }
   NEW_SERVER: 54, // to rs: { ep, name }: watch this one too
+  POOL: 55, // PoolInfo: a pool was lent to you
+  PEER_RESTARTED: 56, // { ep, name, generation }: a process you share channels or pools with restarted
 } as const;
 
 /** Calls every server answers through lib/sys/server.ts. */

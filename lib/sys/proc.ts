@@ -3,6 +3,7 @@
 // a MessagePort, channels, heartbeat and the waiting protocol.
 import { parentPort, receiveMessageOnPort, type MessagePort } from "node:worker_threads";
 import { CORRUPT, MsgRing, ByteRing, SlotRing } from "../ipc/ring.ts";
+import { Pool, PoolOwner } from "../ipc/pool.ts";
 import { Doorbell, Waker } from "../ipc/doorbell.ts";
 import {
   decodeMessage, encodeHeader, encodePayload, F_CALL, F_ERROR, F_REPLY, MAX_MSG, type Message,
@@ -384,6 +385,23 @@ export class Proc {
     return this.attachChannel(r);
   }
 
+  /** A packet pool owned by this process and lent to `share` (endpoints in its ACL). */
+  createPool(count: number, bufSize: number, share: number[]): PoolOwner {
+    const info = this.kcall(K.POOL_CREATE, { count, bufSize, share }) as PoolInfo;
+    return new PoolOwner(info.pool, this.grant(info.grant).sab, this.ep, true);
+  }
+
+  /** Attaches a pool the kernel announced (KC.POOL) or gave back after a restart. */
+  attachPool(info: PoolInfo): Pool | PoolOwner {
+    const sab = this.grant(info.grant).sab;
+    return info.owner === this.ep ? new PoolOwner(info.pool, sab, this.ep, false) : new Pool(info.pool, sab);
+  }
+
+  /** Channels and pools of earlier generations (empty on a first start). */
+  restored(): Restored {
+    return (this.init.extra.resources as Restored | undefined) ?? [];
+  }
+
   /** Attaches to a channel the kernel announced (KC.CHANNEL payload) or returned. */
   attachChannel(info: ChannelInfo): Channel {
     const tx = this.grant(info.txGrant).sab;
@@ -392,6 +410,16 @@ export class Proc {
     return new Channel(info, tx, rx, new Waker(peerBell));
   }
 }
+
+/** A pool as its owner and users see it (grant: the grant id that carries its SAB). */
+export interface PoolInfo {
+  pool: number;
+  owner: number;
+  grant: number;
+}
+
+/** What a restarted process gets back from its earlier generations (design §6). */
+export type Restored = Array<{ kind: "chan"; info: ChannelInfo } | { kind: "pool"; info: PoolInfo }>;
 
 export interface ChannelOpts {
   kind: "stream" | "slots";
