@@ -9,7 +9,7 @@ import { createDoorbell, Doorbell, Waker } from "../lib/ipc/doorbell.ts";
 import {
   decodeHeader, decodeMessage, encodeMessage, F_CALL, F_ERROR, F_REPLY, MAX_MSG, stampSource, type Message,
 } from "../lib/ipc/message.ts";
-import { K, KC, KERNEL, MAX_ENDPOINTS, PING } from "../lib/ipc/calls.ts";
+import { K, KC, KERNEL, MAX_ENDPOINTS, NET, PING } from "../lib/ipc/calls.ts";
 import { EAGAIN, EBADMSG, EINTR, EINVAL, EMSGSIZE, ENOSYS, EPERM, ESRCH } from "../lib/sys/errno.ts";
 import { NOTIFY, type ChannelInfo, type ChannelOpts, type PoolInfo, type ProcInit } from "../lib/sys/proc.ts";
 import { cpuListFromMask, PCB, PCB_BYTES, PSTATE_NAMES } from "../lib/sys/pcb.ts";
@@ -278,6 +278,10 @@ class Kernel {
     if (this.stopping || wasRestarting) return;
     if (slot.entry.kind === "app") {
       this.host({ op: "app-exit", name: slot.entry.name, ep: slot.ep, status: slot.exitStatus ?? code, error: slot.lastError });
+      // The syscall server closes whatever sockets the app left open.
+      const sys = this.byName.get("syscall");
+      const ss = sys === undefined ? undefined : this.slots[sys];
+      if (ss) this.deliver(ss, encodeMessage({ dst: ss.ep, src: KERNEL, type: NET.APP_EXITED, id: 0, flags: 0 }, { app: slot.ep }));
       return;
     }
     const why = slot.lastError ? `crashed: ${slot.lastError}` : `exited with code ${code}`;

@@ -18,16 +18,19 @@ export interface BootEntry {
 }
 
 const COMMON_KCALLS = [K.EXIT, K.LOG, K.WHOIS];
+const STACK_KCALLS = [K.CHAN_OPEN, K.POOL_CREATE];
 
 /** The system servers, in start order. The stack servers are stubs until issue 3. */
 export const SERVERS: BootEntry[] = [
   { name: "rs", module: "servers/rs.ts", kind: "server", cpu: 0, ipc: [], kcalls: [K.RESTART, K.KILL, K.PROCS] },
   { name: "syscall", module: "servers/syscall.ts", kind: "server", cpu: 0, ipc: ["tcp", "udp", "ip", "pf", "rs"], kcalls: [K.PROCS, K.SPAWN, K.CHAN_OPEN] },
-  { name: "nic", module: "servers/stub.ts", kind: "server", cpu: 1, ipc: ["pf", "ip"], kcalls: [K.CHAN_OPEN] },
-  { name: "pf", module: "servers/stub.ts", kind: "server", cpu: 1, ipc: ["nic", "ip"], kcalls: [K.CHAN_OPEN] },
-  { name: "ip", module: "servers/stub.ts", kind: "server", cpu: 1, ipc: ["nic", "pf", "tcp", "udp"], kcalls: [K.CHAN_OPEN] },
-  { name: "udp", module: "servers/stub.ts", kind: "server", cpu: 1, ipc: ["ip", "syscall"], kcalls: [K.CHAN_OPEN] },
-  { name: "tcp", module: "servers/stub.ts", kind: "server", cpu: 1, ipc: ["ip", "syscall"], kcalls: [K.CHAN_OPEN] },
+  // The stack. Sharing a pool with a server needs it in the ACL too: packets travel up
+  // in the driver's pool and down in the transports' pools.
+  { name: "nic", module: "servers/stub.ts", kind: "server", cpu: 1, ipc: ["pf", "ip", "tcp", "udp"], kcalls: STACK_KCALLS },
+  { name: "pf", module: "servers/stub.ts", kind: "server", cpu: 1, ipc: ["nic", "ip", "tcp", "udp"], kcalls: STACK_KCALLS },
+  { name: "ip", module: "servers/stub.ts", kind: "server", cpu: 1, ipc: ["nic", "pf", "tcp", "udp", "syscall"], kcalls: STACK_KCALLS },
+  { name: "udp", module: "servers/stub.ts", kind: "server", cpu: 1, ipc: ["ip", "pf", "nic", "syscall"], kcalls: STACK_KCALLS },
+  { name: "tcp", module: "servers/stub.ts", kind: "server", cpu: 1, ipc: ["ip", "pf", "nic", "syscall"], kcalls: STACK_KCALLS },
 ];
 
 /** The table entry of an app: it may call the syscall server only. */

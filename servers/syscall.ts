@@ -1,8 +1,11 @@
 // The syscall server: the system-call entry of newts. Apps trap to the kernel,
 // which routes their calls here. Process calls are answered here; socket calls
-// are forwarded to tcp/udp (issue 4).
-import { SYS } from "../lib/ipc/calls.ts";
-import { EINVAL, ErrnoError } from "../lib/sys/errno.ts";
+// are forwarded to tcp or udp (and ping to ip) and completed when they answer,
+// so one blocked recv never holds up anybody else's calls.
+import { AF_INET, NET, SOCK_DGRAM, SOCK_STREAM, SYS } from "../lib/ipc/calls.ts";
+import {
+  EAFNOSUPPORT, EBADF, EINTR, EINVAL, EMFILE, EPROTONOSUPPORT, ErrnoError, ESRCH,
+} from "../lib/sys/errno.ts";
 import type { Message } from "../lib/ipc/message.ts";
 import type { Proc } from "../lib/sys/proc.ts";
 import { NO_REPLY, type ServerDef } from "../lib/sys/server.ts";
@@ -14,22 +17,106 @@ interface Sleeper {
   msg: Message;
 }
 
+interface FdEntry {
+  server: number;
+  sock: number;
+}
+
+interface Forwarded {
+  msg: Message;
+  op: number;
+  app: number;
+  server: number;
+  /** The server's generation when the call was forwarded: a restart loses the call. */
+  gen: number;
+  fd?: number;
+}
+
 interface State {
   kinfo: Int32Array;
   bootEpochMs: number;
   release: string;
   /** Calls waiting for a timer (nanosleep), sorted by due time. */
   sleepers: Sleeper[];
+  /** Per app: fd -> socket at a stack server. */
+  fds: Map<number, Map<number, FdEntry>>;
+  forwarded: Map<number, Forwarded>;
+  nextReq: number;
+  lastSweep: number;
 }
+
+const MAX_FDS = 1024;
 
 function init(proc: Proc): State {
   const x = proc.init.extra as { kinfo: SharedArrayBuffer; bootEpochMs: number; release: string };
-  return { kinfo: new Int32Array(x.kinfo), bootEpochMs: x.bootEpochMs, release: x.release, sleepers: [] };
+  return {
+    kinfo: new Int32Array(x.kinfo), bootEpochMs: x.bootEpochMs, release: x.release, sleepers: [],
+    fds: new Map(), forwarded: new Map(), nextReq: 1, lastSweep: 0,
+  };
+}
+
+function fdTable(s: State, app: number): Map<number, FdEntry> {
+  let t = s.fds.get(app);
+  if (!t) s.fds.set(app, (t = new Map()));
+  return t;
+}
+
+function newFd(s: State, app: number, e: FdEntry): number {
+  const t = fdTable(s, app);
+  for (let fd = 3; fd < MAX_FDS; fd++) {
+    if (!t.has(fd)) {
+      t.set(fd, e);
+      return fd;
+    }
+  }
+  throw new ErrnoError(EMFILE, "too many open sockets");
+}
+
+function forward(s: State, proc: Proc, m: Message, server: number, sock: number | undefined, fd?: number): typeof NO_REPLY {
+  const req = s.nextReq++;
+  s.forwarded.set(req, { msg: m, op: m.type, app: m.src, server, gen: kinfoGet(s.kinfo, server, KI.GEN), fd });
+  proc.send(server, NET.CALL, { req, app: m.src, op: m.type, sock, args: m.payload ?? {} });
+  return NO_REPLY;
+}
+
+/** A socket call on an fd: forwarded to the server that owns the socket. */
+function onFd(s: State, m: Message, proc: Proc): typeof NO_REPLY {
+  const fd = (m.payload as { fd?: unknown } | undefined)?.fd;
+  const e = typeof fd === "number" ? s.fds.get(m.src)?.get(fd) : undefined;
+  if (!e) throw new ErrnoError(EBADF, `fd ${String(fd)} is not a socket`);
+  return forward(s, proc, m, e.server, e.sock, fd as number);
+}
+
+function done(s: State, m: Message, proc: Proc): typeof NO_REPLY {
+  const p = m.payload as { req?: number; errno?: number; error?: string; value?: unknown } | undefined;
+  const f = p?.req !== undefined ? s.forwarded.get(p.req) : undefined;
+  if (!f || f.server !== m.src) return NO_REPLY;
+  s.forwarded.delete(p!.req!);
+  if (p!.errno) {
+    proc.replyError(f.msg, p!.errno, p!.error ?? "");
+    return NO_REPLY;
+  }
+  try {
+    if (f.op === SYS.SOCKET) {
+      proc.reply(f.msg, newFd(s, f.app, { server: f.server, sock: p!.value as number }));
+    } else if (f.op === SYS.ACCEPT) {
+      const v = p!.value as { sock: number; addr: number; port: number };
+      proc.reply(f.msg, { fd: newFd(s, f.app, { server: f.server, sock: v.sock }), addr: v.addr, port: v.port });
+    } else {
+      if (f.op === SYS.CLOSE && f.fd !== undefined) s.fds.get(f.app)?.delete(f.fd);
+      proc.reply(f.msg, p!.value);
+    }
+  } catch (e) {
+    if (!(e instanceof ErrnoError)) throw e;
+    proc.replyError(f.msg, e.errno, e.message);
+  }
+  return NO_REPLY;
 }
 
 export const server: ServerDef<State> = {
   initFresh: init,
-  // Sleepers of the dead generation got EINTR from the kernel; nothing else to recover.
+  // Sleepers and forwarded calls of the dead generation got EINTR from the kernel
+  // (their callers were blocked on us); fd tables are rebuilt as apps make new sockets.
   initRestart: init,
   handlers: {
     [SYS.GETPID]: (s, m) => kinfoGet(s.kinfo, m.src, KI.PID),
@@ -51,14 +138,63 @@ export const server: ServerDef<State> = {
       s.sleepers.splice(i, 0, { due, msg: m });
       return NO_REPLY;
     },
+    [SYS.SOCKET]: (s, m, proc) => {
+      const p = (m.payload ?? {}) as { domain?: unknown; type?: unknown };
+      if (p.domain !== AF_INET) throw new ErrnoError(EAFNOSUPPORT, "only AF_INET sockets");
+      const type = typeof p.type === "number" ? p.type & 0xf : -1;
+      const name = type === SOCK_STREAM ? "tcp" : type === SOCK_DGRAM ? "udp" : null;
+      if (!name) throw new ErrnoError(EPROTONOSUPPORT, "only SOCK_STREAM and SOCK_DGRAM");
+      const ep = proc.endpoints[name];
+      if (ep === undefined) throw new ErrnoError(ESRCH, `no ${name} server`);
+      if ((s.fds.get(m.src)?.size ?? 0) >= MAX_FDS - 3) throw new ErrnoError(EMFILE, "too many open sockets");
+      return forward(s, proc, m, ep, undefined);
+    },
+    [SYS.BIND]: onFd,
+    [SYS.LISTEN]: onFd,
+    [SYS.ACCEPT]: onFd,
+    [SYS.CONNECT]: onFd,
+    [SYS.SEND]: onFd,
+    [SYS.RECV]: onFd,
+    [SYS.SENDTO]: onFd,
+    [SYS.RECVFROM]: onFd,
+    [SYS.SHUTDOWN]: onFd,
+    [SYS.CLOSE]: onFd,
+    [SYS.GETSOCKNAME]: onFd,
+    [SYS.GETPEERNAME]: onFd,
+    [SYS.PING]: (s, m, proc) => forward(s, proc, m, proc.endpoint("ip"), undefined),
+    [NET.DONE]: done,
+    [NET.APP_EXITED]: (s, m, proc) => {
+      const app = (m.payload as { app?: number } | undefined)?.app;
+      if (typeof app !== "number") return NO_REPLY;
+      const t = s.fds.get(app);
+      s.fds.delete(app);
+      const servers = new Set([...(t?.values() ?? [])].map((e) => e.server));
+      for (const ep of servers) proc.send(ep, NET.APP_EXITED, { app });
+      return NO_REPLY;
+    },
   },
   poll(s, proc) {
-    if (s.sleepers.length === 0 || s.sleepers[0]!.due > performance.now()) return false;
     const now = performance.now();
-    while (s.sleepers.length > 0 && s.sleepers[0]!.due <= now) proc.reply(s.sleepers.shift()!.msg, 0);
-    return true;
+    let did = false;
+    if (s.sleepers.length > 0 && s.sleepers[0]!.due <= now) {
+      while (s.sleepers.length > 0 && s.sleepers[0]!.due <= now) proc.reply(s.sleepers.shift()!.msg, 0);
+      did = true;
+    }
+    // A stack server that restarted lost the calls it held: they fail with EINTR.
+    if (now - s.lastSweep > 100 && s.forwarded.size > 0) {
+      s.lastSweep = now;
+      for (const [req, f] of s.forwarded) {
+        if (kinfoGet(s.kinfo, f.server, KI.GEN) !== f.gen) {
+          s.forwarded.delete(req);
+          proc.replyError(f.msg, EINTR, "the stack server restarted during the call");
+          did = true;
+        }
+      }
+    }
+    return did;
   },
   nextDeadline(s) {
-    return s.sleepers.length === 0 ? Number.POSITIVE_INFINITY : Math.max(0, s.sleepers[0]!.due - performance.now());
+    const t = s.sleepers.length === 0 ? Number.POSITIVE_INFINITY : Math.max(0, s.sleepers[0]!.due - performance.now());
+    return s.forwarded.size > 0 ? Math.min(t, 100) : t;
   },
 };

@@ -40,6 +40,43 @@ export const SYS = {
   UPTIME: 102,
   UNAME: 103,
   NANOSLEEP: 104,
+  // sockets (forwarded by the syscall server to tcp or udp; libc's fast paths come with issue 4)
+  SOCKET: 110, // { domain, type } -> fd
+  BIND: 111, // { fd, addr, port }
+  LISTEN: 112, // { fd, backlog }
+  ACCEPT: 113, // { fd, nonblock } -> { fd, addr, port }
+  CONNECT: 114, // { fd, addr, port, nonblock }
+  SEND: 115, // { fd, data, nonblock } -> bytes sent
+  RECV: 116, // { fd, max, nonblock, timeoutMs? } -> Uint8Array (empty at EOF)
+  SENDTO: 117, // { fd, data, addr, port } -> bytes sent
+  RECVFROM: 118, // { fd, max, nonblock, timeoutMs? } -> { data, addr, port }
+  SHUTDOWN: 119, // { fd, how }
+  CLOSE: 120, // { fd }
+  GETSOCKNAME: 121, // { fd } -> { addr, port }
+  GETPEERNAME: 122, // { fd } -> { addr, port }
+  PING: 130, // { dst, seq, size, timeoutMs } -> { rttMs, ttl, bytes } : an ICMP echo through ip
+} as const;
+
+/** Socket domain and types (Linux numbers). */
+export const AF_INET = 2;
+export const SOCK_STREAM = 1;
+export const SOCK_DGRAM = 2;
+
+/**
+ * Between the syscall server and the stack servers: a forwarded call and its
+ * completion, matched by `req` (plain sends, so a server can hold many blocked
+ * calls and answer them in any order).
+ */
+export const NET = {
+  CALL: 200, // { req, app, op: SYS.*, sock?, args } (syscall -> tcp/udp/ip)
+  DONE: 201, // { req, errno?, error?, value? } (tcp/udp/ip -> syscall)
+  APP_EXITED: 202, // { app }: close everything this app had
+} as const;
+
+/** Calls to the ip server from the transports. */
+export const IPCALL = {
+  ROUTE: 210, // { dst } -> { src, mtu, iface } or EHOSTUNREACH
+  ADDRS: 211, // {} -> [{ addr, prefix, mtu, mac }]
 } as const;
 
 /** Processes' kinds: servers are supervised by rs, apps are not. */

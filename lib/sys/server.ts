@@ -29,6 +29,11 @@ export interface ServerDef<S> {
   poll?(s: S, proc: Proc): boolean;
   /** Milliseconds until poll must run again even if nothing arrives (timers). */
   nextDeadline?(s: S): number;
+  /**
+   * Sleeps at most `ms` when there is nothing to do. Default: the doorbell. A driver
+   * overrides it to wait on its device's file descriptor as well.
+   */
+  idle?(s: S, proc: Proc, ms: number): void;
 }
 
 /** Runs a server forever (until the kernel terminates or shuts it down). */
@@ -58,7 +63,9 @@ export function serve<S>(proc: Proc, def: ServerDef<S>): never {
     }
     idle = 0;
     const due = def.nextDeadline ? def.nextDeadline(s) : Number.POSITIVE_INFINITY;
-    proc.idle(Math.max(0, Math.min(due, 1000)));
+    const ms = Math.max(0, Math.min(due, 1000));
+    if (def.idle) def.idle(s, proc, ms);
+    else proc.idle(ms);
   }
 }
 

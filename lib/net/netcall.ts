@@ -1,0 +1,44 @@
+// Calls forwarded by the syscall server to a stack server, and their completions.
+// A stack server may complete a call at once or hold it (a blocking recv, accept,
+// connect or ping) and complete it later, in any order.
+import { NET } from "../ipc/calls.ts";
+import type { Message } from "../ipc/message.ts";
+import type { Proc } from "../sys/proc.ts";
+import { errnoName } from "../sys/errno.ts";
+
+export interface NetCall {
+  req: number;
+  /** The app the call is made for. */
+  app: number;
+  op: number;
+  sock?: number;
+  args: Record<string, unknown>;
+  /** Endpoint to complete to (the syscall server). */
+  from: number;
+}
+
+export function netCallOf(m: Message): NetCall | null {
+  const p = m.payload as Partial<NetCall> | undefined;
+  if (!p || typeof p.req !== "number" || typeof p.op !== "number" || typeof p.app !== "number") return null;
+  return { req: p.req, app: p.app, op: p.op, sock: typeof p.sock === "number" ? p.sock : undefined, args: (p.args ?? {}) as Record<string, unknown>, from: m.src };
+}
+
+export function complete(proc: Proc, c: NetCall, value: unknown): void {
+  proc.send(c.from, NET.DONE, { req: c.req, value });
+}
+
+export function fail(proc: Proc, c: NetCall, errno: number, error?: string): void {
+  proc.send(c.from, NET.DONE, { req: c.req, errno, error: error ?? errnoName(errno) });
+}
+
+/** Number argument or a default; NaN and non-numbers give the default. */
+export function num(args: Record<string, unknown>, key: string, dflt: number): number {
+  const v = args[key];
+  return typeof v === "number" && Number.isFinite(v) ? v : dflt;
+}
+
+/** Byte argument (msgpack gives Uint8Array or Buffer). */
+export function bytes(args: Record<string, unknown>, key: string): Uint8Array | null {
+  const v = args[key];
+  return v instanceof Uint8Array ? v : null;
+}
