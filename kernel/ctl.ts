@@ -1,5 +1,6 @@
 // `npm run ctl -- <cmd>`: talks to a running newts over its control socket.
 import { parseArgs } from "node:util";
+import { readFileSync } from "node:fs";
 import { ctlRequest, defaultCtlPath } from "./ctlproto.ts";
 import { formatPs } from "./psformat.ts";
 import type { ProcRow } from "./kernel.ts";
@@ -14,10 +15,13 @@ commands:
   spawn NAME ARGS    start apps/NAME.ts
   ping NAME          round trip to a server through the kernel
   kstats             kernel counters
+  pf show            packet filter rules with counters, and states
+  pf load FILE       replace the rules (states are kept)
+  pf flush           drop every state
   shutdown           stop newts`;
 
 const COMMANDS: Record<string, [number, number]> = {
-  ps: [0, 0], kill: [1, 1], hang: [1, 1], restart: [1, 1], spawn: [1, 64], ping: [1, 1], kstats: [0, 0], shutdown: [0, 0],
+  ps: [0, 0], pf: [1, 2], kill: [1, 1], hang: [1, 1], restart: [1, 1], spawn: [1, 64], ping: [1, 1], kstats: [0, 0], shutdown: [0, 0],
 };
 
 function fail(msg: string, code = 2): never {
@@ -47,7 +51,23 @@ if (!arity) fail(`unknown command '${cmd}' (try --help)`);
 if (args.length < arity[0] || args.length > arity[1]) fail(`${cmd} takes ${arity[0] === arity[1] ? arity[0] : `${arity[0]}..${arity[1]}`} argument(s)`);
 
 const path = values.ctl ?? defaultCtlPath();
-const reply = await ctlRequest(path, { cmd, args }).catch((e: Error) => fail(e.message, 1));
+let req = { cmd, args };
+if (cmd === "pf") {
+  // pf CMD [FILE]: the rules file is read here, so the path is the caller's
+  const [sub, file] = args as [string, string | undefined];
+  if (!["show", "load", "flush"].includes(sub)) fail(`pf ${sub}: expected show, load FILE or flush`);
+  if (sub === "load" && !file) fail("pf load needs a rules file");
+  let text: string | undefined;
+  if (file) {
+    try {
+      text = readFileSync(file, "utf8");
+    } catch (e) {
+      fail(`cannot read ${file}: ${(e as Error).message}`, 1);
+    }
+  }
+  req = { cmd: "srv", args: ["pf", sub, ...(text === undefined ? [] : [text])] };
+}
+const reply = await ctlRequest(path, req).catch((e: Error) => fail(e.message, 1));
 if (!reply.ok) fail(reply.error, 1);
 if (values.json) console.log(JSON.stringify(reply.data));
 else if (cmd === "ps") console.log(formatPs(reply.data as ProcRow[]));

@@ -5,11 +5,12 @@
 import { MessageChannel, parentPort, Worker, workerData, type MessagePort } from "node:worker_threads";
 import { CORRUPT, createByteRingBuffer, createSlotRingBuffer, MsgRing } from "../lib/ipc/ring.ts";
 import { createPool } from "../lib/ipc/pool.ts";
+import { STORE_BYTES } from "../lib/sys/store.ts";
 import { createDoorbell, Doorbell, Waker } from "../lib/ipc/doorbell.ts";
 import {
   decodeHeader, decodeMessage, encodeMessage, F_CALL, F_ERROR, F_REPLY, MAX_MSG, stampSource, type Message,
 } from "../lib/ipc/message.ts";
-import { K, KC, KERNEL, MAX_ENDPOINTS, NET, PING } from "../lib/ipc/calls.ts";
+import { K, KC, KERNEL, MAX_ENDPOINTS, NET, PING, SRV_CTL } from "../lib/ipc/calls.ts";
 import { EAGAIN, EBADMSG, EINTR, EINVAL, EMSGSIZE, ENOSYS, EPERM, ESRCH } from "../lib/sys/errno.ts";
 import { NOTIFY, type ChannelInfo, type ChannelOpts, type PoolInfo, type ProcInit } from "../lib/sys/proc.ts";
 import { cpuListFromMask, PCB, PCB_BYTES, PSTATE_NAMES } from "../lib/sys/pcb.ts";
@@ -74,6 +75,8 @@ interface Slot {
   notifyBits: Int32Array;
   pcbSab: SharedArrayBuffer;
   pcb: Int32Array;
+  /** Survives restarts: the server's own snapshot of what it must not lose. */
+  storeSab: SharedArrayBuffer;
   grantPort: MessagePort | null;
   backlog: Uint8Array[];
   pendingCall: { target: number; id: number } | null;
@@ -140,7 +143,8 @@ class Kernel {
     const slot: Slot = {
       ep, entry, ipc: new Set(), kcalls: kcallsOf(entry), worker: null, gen: -1, pid: 0, state: "new", restarts: 0,
       inbox: null, outbox: null, doorbellSab, waker: new Waker(doorbellSab), notifySab,
-      notifyBits: new Int32Array(notifySab), pcbSab, pcb: new Int32Array(pcbSab), grantPort: null, backlog: [],
+      notifyBits: new Int32Array(notifySab), pcbSab, pcb: new Int32Array(pcbSab),
+      storeSab: new SharedArrayBuffer(entry.kind === "server" ? STORE_BYTES : 64), grantPort: null, backlog: [],
       pendingCall: null, msgsIn: 0, msgsOut: 0, denied: 0, rejected: 0, tid: 0, cpus: [], onExit: [], onReady: [], resources: [],
     };
     this.slots[ep] = slot;
@@ -197,6 +201,7 @@ class Kernel {
       kernelDoorbell: this.doorbellSab,
       kernelPending: this.pendingSab,
       pcb: slot.pcbSab,
+      store: slot.storeSab,
       machine: this.init.machine,
       endpoints: this.endpointsMap(),
       grants: port2,
@@ -724,6 +729,13 @@ class Kernel {
       }
       case "kstats":
         return { ...this.stats };
+      case "srv": {
+        // A server's own control command: srv NAME CMD [TEXT]
+        const s = this.slotByName(args[0] ?? "");
+        const r = await this.callProc(s.ep, SRV_CTL, { cmd: args[1] ?? "", text: args[2] }, 5000);
+        if ((r.flags & F_ERROR) !== 0) throw new Error((r.payload as { error?: string }).error ?? "failed");
+        return r.payload;
+      }
       default:
         throw new Error(`unknown command '${cmd}'`);
     }

@@ -32,6 +32,8 @@ export const KC = {
 
 /** Calls every server answers through lib/sys/server.ts. */
 export const PING = 90;
+/** A server's own control commands (`npm run ctl -- pf show`): { cmd, text? } -> string. */
+export const SRV_CTL = 91;
 
 /** System calls (dst = the syscall server). */
 export const SYS = {

@@ -28,7 +28,7 @@ export class Links {
     return this.proc.init.generation > 0;
   }
 
-  private addChannel(info: ChannelInfo): PacketPort {
+  addChannel(info: ChannelInfo): PacketPort {
     const port = new PacketPort(this.proc.attachChannel(info), this.pools);
     this.ports.set(info.peer, port);
     return port;
@@ -62,24 +62,24 @@ export class Links {
   flush(): void {
     for (const p of this.ports.values()) p.flush();
   }
+}
 
-  /** Kernel messages about channels and pools, for a server's dispatch table. */
-  handlers<S extends { links: Links }>(): Record<number, Handler<S>> {
-    return {
-      [KC.CHANNEL]: (s, m: Message) => {
-        s.links.addChannel(m.payload as ChannelInfo);
-        return NO_REPLY;
-      },
-      [KC.POOL]: (s, m: Message) => {
-        s.links.pools.add(s.links.proc.attachPool(m.payload as PoolInfo));
-        return NO_REPLY;
-      },
-      [KC.PEER_RESTARTED]: (s, m: Message) => {
-        const p = m.payload as { ep: number; name: string };
-        s.links.stats.peerRestarts++;
-        s.links.stats.reclaimed += s.links.pools.reclaim(p.ep);
-        return NO_REPLY;
-      },
-    };
-  }
+/** Kernel messages about channels and pools, for a stack server's dispatch table. */
+export function linkHandlers<S extends { links: Links }>(): Record<number, Handler<S>> {
+  return {
+    [KC.CHANNEL]: (s, m: Message) => {
+      s.links.addChannel(m.payload as ChannelInfo);
+      return NO_REPLY;
+    },
+    [KC.POOL]: (s, m: Message) => {
+      s.links.pools.add(s.links.proc.attachPool(m.payload as PoolInfo));
+      return NO_REPLY;
+    },
+    [KC.PEER_RESTARTED]: (s, m: Message) => {
+      const p = m.payload as { ep: number; name: string };
+      s.links.stats.peerRestarts++;
+      s.links.stats.reclaimed += s.links.pools.reclaim(p.ep);
+      return NO_REPLY;
+    },
+  };
 }

@@ -29,6 +29,8 @@ export interface ProcInit {
   kernelDoorbell: SharedArrayBuffer;
   kernelPending: SharedArrayBuffer; // bitmap: endpoints with messages in their outbox
   pcb: SharedArrayBuffer;
+  /** Kept by the kernel across restarts of this endpoint (lib/sys/store.ts). */
+  store: SharedArrayBuffer;
   machine: SharedArrayBuffer; // machine-wide cells: [0] the dlopen lock
   endpoints: Record<string, number>;
   grants: MessagePort;

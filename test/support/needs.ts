@@ -6,6 +6,8 @@ import { spawnSync } from "node:child_process";
 /** Tool on PATH -> the Debian package that provides it. scripts/test.ts installs these as root. */
 export const DEBIAN_PACKAGES: Record<string, string> = {
   ip: "iproute2",
+  ping: "iputils-ping",
+  tcpdump: "tcpdump",
 };
 
 export function haveTool(tool: string): boolean {

@@ -1,0 +1,289 @@
+// The udp server: datagram sockets. Datagrams arrive from ip as descriptors into
+// the driver's pool and are copied into the socket's queue; outgoing datagrams are
+// built in udp's own pool and handed to ip without a copy.
+import { IPCALL, NET, SYS } from "../lib/ipc/calls.ts";
+import type { Message } from "../lib/ipc/message.ts";
+import type { PoolOwner } from "../lib/ipc/pool.ts";
+import {
+  EADDRINUSE, EAGAIN, EBADF, EDESTADDRREQ, EINVAL, EMSGSIZE, ENOBUFS, ENOTCONN, ErrnoError, ETIMEDOUT,
+} from "../lib/sys/errno.ts";
+import type { Proc } from "../lib/sys/proc.ts";
+import { NO_REPLY, type ServerDef } from "../lib/sys/server.ts";
+import { Links, linkHandlers } from "../lib/net/links.ts";
+import type { Packet, PacketPort } from "../lib/net/port.ts";
+import { complete, fail, netCallOf, num, bytes as argBytes, type NetCall } from "../lib/net/netcall.ts";
+import { emitUdp, parseUdp, UDP_HEADER_LEN } from "../lib/net/udp.ts";
+import { IpProtocol } from "../lib/net/ipv4.ts";
+import { UnreachableCode } from "../lib/net/icmp.ts";
+import { downTag, EPHEMERAL_HI, EPHEMERAL_LO, HEADROOM, TAG_UNREACH } from "../lib/net/stackproto.ts";
+
+interface Dgram {
+  data: Uint8Array;
+  addr: number;
+  port: number;
+}
+
+interface Waiter {
+  call: NetCall;
+  max: number;
+  deadline: number;
+}
+
+interface Sock {
+  id: number;
+  app: number;
+  laddr: number;
+  lport: number;
+  raddr: number;
+  rport: number;
+  rxq: Dgram[];
+  rxBytes: number;
+  waiters: Waiter[];
+}
+
+interface State {
+  links: Links;
+  pool: PoolOwner;
+  socks: Map<number, Sock>;
+  byPort: Map<number, Sock[]>;
+  nextId: number;
+  nextEphemeral: number;
+  routes: Map<number, { src: number; at: number }>;
+  stats: { rx: number; tx: number; rxDrops: number; noPort: number; badChecksum: number; rcvbufFull: number };
+}
+
+const RCVBUF = 212_992;
+const MAX_DGRAM = 65_507;
+const POOL_BUF = 65_536 + 64;
+
+function init(proc: Proc): State {
+  const links = new Links(proc);
+  // Created at start so every neighbour has attached it before the first datagram.
+  const pool = links.ownPool(128, POOL_BUF, ["ip", "pf", "nic"]);
+  return {
+    links, pool, socks: new Map(), byPort: new Map(), nextId: 1, nextEphemeral: EPHEMERAL_LO,
+    routes: new Map(), stats: { rx: 0, tx: 0, rxDrops: 0, noPort: 0, badChecksum: 0, rcvbufFull: 0 },
+  };
+}
+
+function sockOf(s: State, c: NetCall): Sock {
+  const k = c.sock === undefined ? undefined : s.socks.get(c.sock);
+  if (!k || k.app !== c.app) throw new ErrnoError(EBADF, "no such socket");
+  return k;
+}
+
+function bindPort(s: State, k: Sock, addr: number, port: number): void {
+  if (port === 0) {
+    for (let i = 0; i <= EPHEMERAL_HI - EPHEMERAL_LO; i++) {
+      const p = s.nextEphemeral;
+      s.nextEphemeral = p >= EPHEMERAL_HI ? EPHEMERAL_LO : p + 1;
+      if (!s.byPort.has(p)) {
+        port = p;
+        break;
+      }
+    }
+    if (port === 0) throw new ErrnoError(EADDRINUSE, "no ephemeral port left");
+  } else if ((s.byPort.get(port) ?? []).some((o) => o.laddr === 0 || addr === 0 || o.laddr === addr)) {
+    throw new ErrnoError(EADDRINUSE, `port ${port} in use`);
+  }
+  k.laddr = addr >>> 0;
+  k.lport = port;
+  const list = s.byPort.get(port) ?? [];
+  list.push(k);
+  s.byPort.set(port, list);
+}
+
+function unbind(s: State, k: Sock): void {
+  const list = s.byPort.get(k.lport);
+  if (!list) return;
+  const rest = list.filter((o) => o !== k);
+  if (rest.length) s.byPort.set(k.lport, rest);
+  else s.byPort.delete(k.lport);
+}
+
+/** The source address for a destination (asks ip once a minute per destination). */
+function sourceFor(s: State, proc: Proc, dst: number): number {
+  const now = performance.now();
+  const r = s.routes.get(dst);
+  if (r && now - r.at < 60_000) return r.src;
+  const v = proc.sendrec(proc.endpoint("ip"), IPCALL.ROUTE, { dst }, 2000) as { src: number };
+  s.routes.set(dst, { src: v.src, at: now });
+  return v.src;
+}
+
+function sendDgram(s: State, proc: Proc, k: Sock, data: Uint8Array, dst: number, dport: number): number {
+  if (data.length > MAX_DGRAM) throw new ErrnoError(EMSGSIZE, `datagram of ${data.length} bytes`);
+  if (!(dport > 0 && dport < 65536)) throw new ErrnoError(EINVAL, "bad destination port");
+  if (k.lport === 0) bindPort(s, k, 0, 0);
+  const src = k.laddr !== 0 ? k.laddr : sourceFor(s, proc, dst);
+  const ip = s.links.port("ip");
+  const d = s.pool.alloc(UDP_HEADER_LEN + data.length, HEADROOM);
+  if (!d || !ip) throw new ErrnoError(ENOBUFS, "no buffer for the datagram");
+  const buf = s.pool.view(d)!;
+  emitUdp({ srcPort: k.lport, dstPort: dport, payload: data }, buf, src, dst);
+  const p: Packet = { ...d, tag: downTag(IpProtocol.UDP), a: dst >>> 0, b: src >>> 0 };
+  if (!ip.send(p)) {
+    s.pool.release(d);
+    throw new ErrnoError(ENOBUFS, "ip is not keeping up");
+  }
+  ip.flush();
+  s.stats.tx++;
+  return data.length;
+}
+
+function deliverTo(proc: Proc, k: Sock, d: Dgram): void {
+  const w = k.waiters.shift();
+  if (w) {
+    complete(proc, w.call, reply(w.call, d, w.max));
+    return;
+  }
+  k.rxq.push(d);
+  k.rxBytes += d.data.length;
+}
+
+function reply(c: NetCall, d: Dgram, max: number): unknown {
+  const data = d.data.length > max ? d.data.subarray(0, max) : d.data;
+  return c.op === SYS.RECV ? data : { data, addr: d.addr, port: d.port };
+}
+
+function onCall(s: State, proc: Proc, c: NetCall): void {
+  const a = c.args;
+  switch (c.op) {
+    case SYS.SOCKET: {
+      const k: Sock = { id: s.nextId++, app: c.app, laddr: 0, lport: 0, raddr: 0, rport: 0, rxq: [], rxBytes: 0, waiters: [] };
+      s.socks.set(k.id, k);
+      return complete(proc, c, k.id);
+    }
+    case SYS.BIND: {
+      const k = sockOf(s, c);
+      if (k.lport !== 0) throw new ErrnoError(EINVAL, "already bound");
+      bindPort(s, k, num(a, "addr", 0), num(a, "port", 0));
+      return complete(proc, c, 0);
+    }
+    case SYS.CONNECT: {
+      const k = sockOf(s, c);
+      k.raddr = num(a, "addr", 0) >>> 0;
+      k.rport = num(a, "port", 0);
+      if (k.lport === 0) bindPort(s, k, 0, 0);
+      return complete(proc, c, 0);
+    }
+    case SYS.SEND:
+    case SYS.SENDTO: {
+      const k = sockOf(s, c);
+      const data = argBytes(a, "data");
+      if (!data) throw new ErrnoError(EINVAL, "no data");
+      const dst = c.op === SYS.SENDTO ? num(a, "addr", 0) >>> 0 : k.raddr;
+      const port = c.op === SYS.SENDTO ? num(a, "port", 0) : k.rport;
+      if (c.op === SYS.SEND && k.rport === 0) throw new ErrnoError(EDESTADDRREQ, "not connected");
+      return complete(proc, c, sendDgram(s, proc, k, data, dst, port));
+    }
+    case SYS.RECV:
+    case SYS.RECVFROM: {
+      const k = sockOf(s, c);
+      const max = num(a, "max", 65536);
+      const d = k.rxq.shift();
+      if (d) {
+        k.rxBytes -= d.data.length;
+        return complete(proc, c, reply(c, d, max));
+      }
+      if (a.nonblock === true) throw new ErrnoError(EAGAIN, "no datagram");
+      const t = num(a, "timeoutMs", -1);
+      k.waiters.push({ call: c, max, deadline: t >= 0 ? performance.now() + t : Number.POSITIVE_INFINITY });
+      return;
+    }
+    case SYS.GETSOCKNAME: {
+      const k = sockOf(s, c);
+      return complete(proc, c, { addr: k.laddr, port: k.lport });
+    }
+    case SYS.GETPEERNAME: {
+      const k = sockOf(s, c);
+      if (k.rport === 0) throw new ErrnoError(ENOTCONN, "not connected");
+      return complete(proc, c, { addr: k.raddr, port: k.rport });
+    }
+    case SYS.SHUTDOWN:
+      sockOf(s, c);
+      return complete(proc, c, 0);
+    case SYS.CLOSE: {
+      const k = sockOf(s, c);
+      closeSock(s, proc, k);
+      return complete(proc, c, 0);
+    }
+    default:
+      throw new ErrnoError(EINVAL, `udp: call ${c.op} not supported`);
+  }
+}
+
+function closeSock(s: State, proc: Proc, k: Sock): void {
+  for (const w of k.waiters) fail(proc, w.call, EBADF, "socket closed");
+  k.waiters = [];
+  unbind(s, k);
+  s.socks.delete(k.id);
+}
+
+/** A datagram from ip: find its socket, or ask ip to answer "port unreachable". */
+function onPacket(s: State, proc: Proc, ip: PacketPort, p: Packet, bytes: Uint8Array): void {
+  const ihl = (p.tag >>> 8) & 0xff;
+  const src = p.a >>> 0;
+  const dst = p.b >>> 0;
+  const u = parseUdp(bytes.subarray(ihl), src, dst);
+  if (!u.ok) {
+    s.stats.badChecksum++;
+    s.links.pools.release(p);
+    return;
+  }
+  const list = s.byPort.get(u.value.dstPort);
+  const k = list?.find((o) => o.laddr === dst) ?? list?.find((o) => o.laddr === 0);
+  if (!k || (k.rport !== 0 && (k.raddr !== src || k.rport !== u.value.srcPort))) {
+    s.stats.noPort++;
+    // Hand the datagram back to ip for an ICMP port unreachable (RFC 1122 §4.1.3.1).
+    if (!ip.send({ ...p, tag: TAG_UNREACH | UnreachableCode.PORT })) s.links.pools.release(p);
+    return;
+  }
+  s.stats.rx++;
+  if (k.rxBytes + u.value.payload.length > RCVBUF) {
+    s.stats.rcvbufFull++;
+    s.links.pools.release(p);
+    return;
+  }
+  deliverTo(proc, k, { data: u.value.payload.slice(), addr: src, port: u.value.srcPort });
+  s.links.pools.release(p);
+}
+
+export const server: ServerDef<State> = {
+  initFresh: init,
+  initRestart: init,
+  handlers: {
+    ...linkHandlers<State>(),
+    [NET.CALL]: (s, m: Message, proc) => {
+      const c = netCallOf(m);
+      if (!c) return NO_REPLY;
+      try {
+        onCall(s, proc, c);
+      } catch (e) {
+        if (!(e instanceof ErrnoError)) throw e;
+        fail(proc, c, e.errno, e.message);
+      }
+      return NO_REPLY;
+    },
+    [NET.APP_EXITED]: (s, m: Message, proc) => {
+      const app = (m.payload as { app?: number } | undefined)?.app;
+      for (const k of [...s.socks.values()]) if (k.app === app) closeSock(s, proc, k);
+      return NO_REPLY;
+    },
+  },
+  poll(s, proc) {
+    let did = false;
+    const ip = s.links.port("ip");
+    if (ip && ip.recv(64, (p, b) => onPacket(s, proc, ip, p, b)) > 0) did = true;
+    ip?.flush();
+    const now = performance.now();
+    for (const k of s.socks.values()) {
+      while (k.waiters.length > 0 && k.waiters[0]!.deadline <= now) {
+        fail(proc, k.waiters.shift()!.call, ETIMEDOUT, "receive timed out");
+        did = true;
+      }
+    }
+    return did;
+  },
+  nextDeadline: (s) => (s.socks.size > 0 ? 20 : Number.POSITIVE_INFINITY),
+};
