@@ -5,6 +5,8 @@ import { Worker } from "node:worker_threads";
 import { fileURLToPath } from "node:url";
 import { getAffinity, loadLibc } from "../lib/sys/ffi.ts";
 import { appEntry, SERVERS, type BootEntry } from "./table.ts";
+import { openWire, type WireSpec } from "../drivers/wire.ts";
+import type { Backend } from "../drivers/backends/backend.ts";
 import type { KernelInit, ProcRow } from "./kernel.ts";
 
 export const ROOT = fileURLToPath(new URL("..", import.meta.url)).replace(/\/$/, "");
@@ -20,6 +22,20 @@ export interface BootOptions {
   servers?: BootEntry[];
   /** More boot-table entries after the servers (tests: apps with their own ACLs). */
   extra?: BootEntry[];
+  /**
+   * The wire under the NIC: "none", "tap[,ns=NS,dev=DEV,addr=A/N]" or
+   * "dgram,local=P,remote=P" with optional fault rates (drivers/wire.ts). Default none.
+   */
+  net?: string;
+  /** Record the NIC's frames here (pcap). */
+  pcap?: string;
+  /** newts's address with prefix, and its gateway. Defaults 10.0.2.15/24 and 10.0.2.2 (QEMU's user network). */
+  addr?: string;
+  gateway?: string;
+  /** MAC of the NIC. Default 52:54:00:12:34:56. */
+  mac?: string;
+  /** Packet filter rules (lib/net/pf/rules.ts). Default: none (pass everything). */
+  pfRules?: string;
   /** Console lines (boot log, server logs). Default: collected only. */
   onLog?: (line: string) => void;
 }
@@ -59,6 +75,9 @@ export class Machine {
   private down = false;
   private downWaiters: Array<() => void> = [];
   private kernelError: Error | null = null;
+  /** The device under the NIC (closed, and its namespace removed, at shutdown). */
+  device: Backend | null = null;
+  wire: WireSpec | null = null;
 
   private constructor(kernel: Worker, onLog?: (line: string) => void) {
     this.kernel = kernel;
@@ -67,7 +86,10 @@ export class Machine {
 
   static boot(opts: BootOptions = {}): Promise<Machine> {
     const machine = new SharedArrayBuffer(64); // [0] the dlopen lock
-    loadLibc(new Int32Array(machine, 0, 1));
+    const lock = new Int32Array(machine, 0, 1);
+    loadLibc(lock);
+    // The machine owns the wire (a device outlives its driver); the nic attaches to its fd.
+    const { device, spec } = openWire(opts.net ?? "none", { pcap: opts.pcap, mac: opts.mac, lock });
     const init: KernelInit = {
       root: ROOT,
       servers: [...(opts.servers ?? SERVERS), ...(opts.extra ?? [])],
@@ -76,12 +98,19 @@ export class Machine {
       cpusAllowed: getAffinity(),
       release: VERSION,
       bootEpochMs: Date.now(),
+      config: {
+        nic: { wire: spec },
+        ip: { addr: opts.addr ?? "10.0.2.15/24", gateway: opts.gateway ?? "10.0.2.2", mac: opts.mac },
+        pf: { rules: opts.pfRules ?? "" },
+      },
     };
     const kernel = new Worker(new URL("./kernel.ts", import.meta.url), {
       workerData: { kernel: true, init },
       name: "kernel",
     } as ConstructorParameters<typeof Worker>[1]);
     const m = new Machine(kernel, opts.onLog);
+    m.device = device;
+    m.wire = spec;
     return new Promise((resolve, reject) => {
       kernel.on("error", (e: Error) => {
         m.kernelError = e;
@@ -90,6 +119,8 @@ export class Machine {
       });
       kernel.on("exit", (code: number) => {
         m.down = true;
+        m.device?.close();
+        m.device = null;
         for (const w of m.waiting.values()) w.reject(new Error(`kernel exited (code ${code})`));
         m.waiting.clear();
         for (const f of m.downWaiters.splice(0)) f();
@@ -185,5 +216,7 @@ export class Machine {
     await Promise.race([down, new Promise((r) => setTimeout(r, 1800))]);
     this.down = true;
     await this.kernel.terminate();
+    this.device?.close();
+    this.device = null;
   }
 }

@@ -23,6 +23,8 @@ export interface KernelInit {
   apps: BootEntry[];
   machine: SharedArrayBuffer;
   cpusAllowed: number[];
+  /** Per-server configuration from the command line (the wire for nic, addresses for ip, rules for pf). */
+  config: Record<string, Record<string, unknown>>;
   release: string;
   bootEpochMs: number;
 }
@@ -249,6 +251,11 @@ class Kernel {
 
   /** Grants given to particular servers at start. */
   private extraFor(slot: Slot): Record<string, unknown> {
+    const cfg = this.init.config[slot.entry.name] ?? {};
+    return { ...cfg, ...this.kernelExtraFor(slot) };
+  }
+
+  private kernelExtraFor(slot: Slot): Record<string, unknown> {
     if (slot.entry.name === "syscall") {
       return { kinfo: this.kinfoSab, bootEpochMs: this.init.bootEpochMs, release: this.init.release };
     }

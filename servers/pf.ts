@@ -31,8 +31,7 @@ function compile(text: string): PacketFilter {
 function init(proc: Proc): State {
   const links = new Links(proc);
   const saved = loadStore(proc.init.store) as { rules?: string } | null;
-  const fromArgs = proc.init.args.indexOf("--rules");
-  const text = saved?.rules ?? (fromArgs >= 0 ? (proc.init.args[fromArgs + 1] ?? "") : "");
+  const text = saved?.rules ?? String(proc.init.extra.rules ?? "");
   let filter: PacketFilter;
   try {
     filter = compile(text);

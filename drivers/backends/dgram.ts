@@ -36,6 +36,8 @@ export interface DgramOptions {
   /** SO_RCVBUF / SO_SNDBUF in bytes (the kernel doubles it); default left to the kernel. */
   socketBuffer?: number;
   lock?: Int32Array | null;
+  /** An already bound socket to drive (owned by the machine, see TapOptions.fd); localPort is ignored. */
+  fd?: number;
 }
 
 export class DgramBackend implements Backend {
@@ -54,6 +56,13 @@ export class DgramBackend implements Backend {
     this.peer = sockaddrIn(opts.remoteHost ?? "127.0.0.1", opts.remotePort);
     const local = sockaddrIn(opts.localHost ?? "127.0.0.1", opts.localPort);
     const libc = C.netLibc(opts.lock ?? null);
+    if (opts.fd !== undefined) {
+      const len = new Uint32Array([SOCKADDR_IN_LEN]);
+      if (libc.getsockname(opts.fd, local, len) < 0) throw new ErrnoError(C.errno(), `dgram: fd ${opts.fd} is not a bound socket`);
+      this.port = new DataView(local.buffer).getUint16(2);
+      this.fdNum = opts.fd;
+      return;
+    }
     const fd = libc.socket(C.AF_INET, C.SOCK_DGRAM | C.SOCK_NONBLOCK | C.SOCK_CLOEXEC, 0);
     if (fd < 0) throw new ErrnoError(C.errno(), "dgram: socket");
     const fail = (what: string): never => {

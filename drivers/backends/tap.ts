@@ -26,6 +26,12 @@ export interface TapOptions {
   mac?: string | Uint8Array;
   /** The machine's dlopen lock, for the first dlopen of libc in this thread. */
   lock?: Int32Array | null;
+  /**
+   * An already open TAP fd to drive (`name` then gives its interface name). The
+   * machine owns the device and the driver attaches to it, so a restarted driver
+   * finds the same device and the namespace around it untouched.
+   */
+  fd?: number;
 }
 
 /** A TAP device. The fd is ours; the Linux end is the interface `ifname`. Closing the fd removes it. */
@@ -41,6 +47,13 @@ export class TapBackend implements Backend {
   constructor(opts: TapOptions = {}) {
     const want = opts.name ?? "newts0";
     this.mac = macOf(opts.mac);
+    if (opts.fd !== undefined) {
+      netLibc(opts.lock ?? null);
+      this.fdNum = opts.fd;
+      this.ifname = want;
+      this.name = `tap:${want}`;
+      return;
+    }
     if (new TextEncoder().encode(want).length >= IFNAMSIZ) throw new Error(`tap: interface name "${want}" is longer than 15 bytes`);
     if (!existsSync("/dev/net/tun")) throw new Error("tap: /dev/net/tun is missing (load the tun module, or give the container the device)");
     const libc = netLibc(opts.lock ?? null);

@@ -1,0 +1,482 @@
+// The tcp server: stream sockets over the TCP state machine of lib/net/tcp.
+// Segments arrive from ip as descriptors (into the driver's pool) and are parsed
+// in place; outgoing segments are built in tcp's own pool, headroom left for ip.
+// Socket calls come forwarded by the syscall server and may be held (a blocking
+// accept, connect or recv) until the machine's events complete them.
+import { IPCALL, NET, SRV_CTL, SYS } from "../lib/ipc/calls.ts";
+import type { Message } from "../lib/ipc/message.ts";
+import type { PoolOwner } from "../lib/ipc/pool.ts";
+import {
+  EADDRINUSE, EAGAIN, EALREADY, EBADF, ECONNREFUSED, ECONNRESET, EINPROGRESS, EINVAL, EISCONN, ENOTCONN, EOPNOTSUPP,
+  EPIPE, ErrnoError, ETIMEDOUT,
+} from "../lib/sys/errno.ts";
+import type { Proc } from "../lib/sys/proc.ts";
+import { NO_REPLY, type ServerDef } from "../lib/sys/server.ts";
+import { Links, linkHandlers } from "../lib/net/links.ts";
+import type { Packet } from "../lib/net/port.ts";
+import { complete, fail, netCallOf, num, bytes as argBytes, type NetCall } from "../lib/net/netcall.ts";
+import { emitTcp, parseTcp, tcpBufferLen } from "../lib/net/tcp-wire.ts";
+import { IpProtocol } from "../lib/net/ipv4.ts";
+import { downTag, EPHEMERAL_HI, EPHEMERAL_LO, HEADROOM } from "../lib/net/stackproto.ts";
+import { isnFor, type Secret, TcpConnection, TcpListener, TcpTable, type Outgoing } from "../lib/net/tcp/index.ts";
+import type { TcpRepr } from "../lib/net/types.ts";
+
+/** Most bytes one recv returns (a kernel message holds at most 16 KiB). */
+const MAX_IO = 8192;
+const POOL_BUFFERS = 4096;
+const POOL_BUF = 2048;
+
+interface RecvWaiter {
+  call: NetCall;
+  max: number;
+  deadline: number;
+}
+
+interface SendWaiter {
+  call: NetCall;
+  data: Uint8Array;
+  off: number;
+}
+
+interface Sock {
+  id: number;
+  app: number;
+  laddr: number;
+  lport: number;
+  raddr: number;
+  rport: number;
+  listener: TcpListener | null;
+  conn: TcpConnection | null;
+  accepts: NetCall[];
+  recvs: RecvWaiter[];
+  sends: SendWaiter[];
+  connecting: NetCall | null;
+  /** errno to report once the connection failed (ECONNRESET, ETIMEDOUT, ECONNREFUSED). */
+  error: number;
+  connected: boolean;
+  closed: boolean;
+}
+
+interface State {
+  links: Links;
+  pool: PoolOwner;
+  table: TcpTable;
+  secret: Secret;
+  socks: Map<number, Sock>;
+  byConn: Map<TcpConnection, Sock>;
+  byListener: Map<TcpListener, Sock>;
+  /** Connections that outlive their socket (closing) or wait in a listener's queue. */
+  nextId: number;
+  nextEphemeral: number;
+  routes: Map<number, { src: number; at: number }>;
+  lastTick: number;
+  stats: { rxSegments: number; txSegments: number; badSegments: number; txDropped: number; accepted: number; resets: number };
+}
+
+function init(proc: Proc): State {
+  const links = new Links(proc);
+  const pool = links.ownPool(POOL_BUFFERS, POOL_BUF, ["ip", "pf", "nic"]);
+  const rnd = new Uint32Array(2);
+  crypto.getRandomValues(rnd);
+  return {
+    links, pool, table: new TcpTable(), secret: [rnd[0]!, rnd[1]!], socks: new Map(), byConn: new Map(), byListener: new Map(),
+    nextId: 1, nextEphemeral: EPHEMERAL_LO + (rnd[0]! % 1000), routes: new Map(), lastTick: 0,
+    stats: { rxSegments: 0, txSegments: 0, badSegments: 0, txDropped: 0, accepted: 0, resets: 0 },
+  };
+}
+
+function newSock(s: State, app: number): Sock {
+  const k: Sock = {
+    id: s.nextId++, app, laddr: 0, lport: 0, raddr: 0, rport: 0, listener: null, conn: null, accepts: [], recvs: [], sends: [],
+    connecting: null, error: 0, connected: false, closed: false,
+  };
+  s.socks.set(k.id, k);
+  return k;
+}
+
+function sockOf(s: State, c: NetCall): Sock {
+  const k = c.sock === undefined ? undefined : s.socks.get(c.sock);
+  if (!k || k.app !== c.app || k.closed) throw new ErrnoError(EBADF, "no such socket");
+  return k;
+}
+
+function portInUse(s: State, port: number): boolean {
+  for (const k of s.socks.values()) if (k.lport === port && !k.closed && (k.listener || !k.conn)) return true;
+  return false;
+}
+
+function ephemeral(s: State): number {
+  for (let i = 0; i <= EPHEMERAL_HI - EPHEMERAL_LO; i++) {
+    const p = s.nextEphemeral;
+    s.nextEphemeral = p >= EPHEMERAL_HI ? EPHEMERAL_LO : p + 1;
+    if (!portInUse(s, p)) return p;
+  }
+  throw new ErrnoError(EADDRINUSE, "no ephemeral port left");
+}
+
+function sourceFor(s: State, proc: Proc, dst: number): number {
+  const now = performance.now();
+  const r = s.routes.get(dst);
+  if (r && now - r.at < 60_000) return r.src;
+  const v = proc.sendrec(proc.endpoint("ip"), IPCALL.ROUTE, { dst }, 2000) as { src: number };
+  s.routes.set(dst, { src: v.src, at: now });
+  return v.src;
+}
+
+// ---- output ------------------------------------------------------------------
+
+function transmit(s: State, src: number, dst: number, seg: TcpRepr): void {
+  const ip = s.links.port("ip");
+  const len = tcpBufferLen(seg);
+  const d = ip ? s.pool.alloc(len, HEADROOM) : null;
+  if (!d || !ip) {
+    s.stats.txDropped++; // TCP retransmits what was lost
+    return;
+  }
+  emitTcp(seg, s.pool.view(d)!, src, dst);
+  const p: Packet = { ...d, tag: downTag(IpProtocol.TCP), a: dst >>> 0, b: src >>> 0 };
+  if (!ip.send(p)) {
+    s.stats.txDropped++;
+    s.pool.release(d);
+    return;
+  }
+  s.stats.txSegments++;
+}
+
+function transmitAll(s: State, out: Outgoing[]): void {
+  for (const o of out) transmit(s, o.src, o.dst, o.seg);
+}
+
+/** Sends what a connection has to send and acts on its events. */
+function pump(s: State, proc: Proc, c: TcpConnection, now: number): void {
+  for (const seg of c.poll(now)) transmit(s, c.local.addr, c.remote.addr, seg);
+  const k = s.byConn.get(c);
+  for (const ev of c.events()) {
+    if (!k) {
+      if (ev === "closed") s.table.remove(c);
+      continue;
+    }
+    switch (ev) {
+      case "connected":
+        k.connected = true;
+        if (k.connecting) {
+          complete(proc, k.connecting, 0);
+          k.connecting = null;
+        }
+        break;
+      case "readable":
+      case "peer-closed":
+        serveRecvs(proc, k);
+        break;
+      case "writable":
+        serveSends(s, proc, k, now);
+        break;
+      case "reset":
+        s.stats.resets++;
+        k.error = k.connected ? ECONNRESET : ECONNREFUSED;
+        failAll(proc, k);
+        break;
+      case "timed-out":
+        k.error = ETIMEDOUT;
+        failAll(proc, k);
+        break;
+      case "closed":
+        s.table.remove(c);
+        s.byConn.delete(c);
+        if (!k.error && !k.closed) k.error = k.connected ? 0 : ECONNREFUSED;
+        failAll(proc, k);
+        if (k.closed) s.socks.delete(k.id);
+        break;
+    }
+  }
+}
+
+function failAll(proc: Proc, k: Sock): void {
+  const e = k.error || ENOTCONN;
+  if (k.connecting) {
+    fail(proc, k.connecting, e);
+    k.connecting = null;
+  }
+  serveRecvs(proc, k); // readers get what is buffered, then EOF or the error
+  for (const w of k.sends.splice(0)) fail(proc, w.call, k.error ? k.error : EPIPE);
+}
+
+function serveRecvs(proc: Proc, k: Sock): void {
+  const c = k.conn;
+  while (k.recvs.length > 0) {
+    const w = k.recvs[0]!;
+    const data = c ? c.recv(w.max) : new Uint8Array(0);
+    if (data.length > 0) {
+      k.recvs.shift();
+      complete(proc, w.call, data);
+      continue;
+    }
+    if (!c || c.eof) {
+      k.recvs.shift();
+      complete(proc, w.call, data); // end of stream
+      continue;
+    }
+    if (k.error) {
+      k.recvs.shift();
+      fail(proc, w.call, k.error);
+      continue;
+    }
+    break;
+  }
+}
+
+function serveSends(s: State, proc: Proc, k: Sock, now: number): void {
+  const c = k.conn;
+  if (!c) return;
+  while (k.sends.length > 0) {
+    const w = k.sends[0]!;
+    w.off += c.send(w.data.subarray(w.off));
+    if (w.off < w.data.length) break;
+    k.sends.shift();
+    complete(proc, w.call, w.data.length);
+  }
+  for (const seg of c.poll(now)) transmit(s, c.local.addr, c.remote.addr, seg);
+}
+
+// ---- calls -------------------------------------------------------------------
+
+function onCall(s: State, proc: Proc, c: NetCall, now: number): void {
+  const a = c.args;
+  switch (c.op) {
+    case SYS.SOCKET:
+      return complete(proc, c, newSock(s, c.app).id);
+    case SYS.BIND: {
+      const k = sockOf(s, c);
+      if (k.lport !== 0) throw new ErrnoError(EINVAL, "already bound");
+      const port = num(a, "port", 0);
+      if (port < 0 || port > 65535) throw new ErrnoError(EINVAL, "bad port");
+      if (port !== 0 && portInUse(s, port)) throw new ErrnoError(EADDRINUSE, `port ${port} in use`);
+      k.laddr = num(a, "addr", 0) >>> 0;
+      k.lport = port === 0 ? ephemeral(s) : port;
+      return complete(proc, c, 0);
+    }
+    case SYS.LISTEN: {
+      const k = sockOf(s, c);
+      if (k.conn) throw new ErrnoError(EISCONN, "connected");
+      if (k.listener) return complete(proc, c, 0);
+      if (k.lport === 0) k.lport = ephemeral(s);
+      const backlog = Math.max(1, Math.min(4096, num(a, "backlog", 128)));
+      const l = new TcpListener({ secret: s.secret }, backlog);
+      if (!s.table.listen(k.laddr, k.lport, l)) throw new ErrnoError(EADDRINUSE, `port ${k.lport} in use`);
+      k.listener = l;
+      s.byListener.set(l, k);
+      return complete(proc, c, 0);
+    }
+    case SYS.ACCEPT: {
+      const k = sockOf(s, c);
+      if (!k.listener) throw new ErrnoError(EINVAL, "not listening");
+      if (takeAccept(s, proc, k, c)) return;
+      if (a.nonblock === true) throw new ErrnoError(EAGAIN, "no pending connection");
+      k.accepts.push(c);
+      return;
+    }
+    case SYS.CONNECT: {
+      const k = sockOf(s, c);
+      if (k.listener) throw new ErrnoError(EOPNOTSUPP, "listening socket");
+      if (k.conn) throw new ErrnoError(k.connected ? EISCONN : EALREADY, "connect in progress or done");
+      const raddr = num(a, "addr", 0) >>> 0;
+      const rport = num(a, "port", 0);
+      if (!(rport > 0 && rport < 65536)) throw new ErrnoError(EINVAL, "bad port");
+      const laddr = k.laddr !== 0 ? k.laddr : sourceFor(s, proc, raddr);
+      if (k.lport === 0) k.lport = ephemeral(s);
+      k.laddr = laddr;
+      k.raddr = raddr;
+      k.rport = rport;
+      const conn = new TcpConnection({});
+      conn.connect(now, { addr: laddr, port: k.lport }, { addr: raddr, port: rport }, isnFor(s.secret, now, laddr, k.lport, raddr, rport));
+      s.table.add(conn);
+      k.conn = conn;
+      s.byConn.set(conn, k);
+      if (a.nonblock === true) fail(proc, c, EINPROGRESS);
+      else k.connecting = c;
+      pump(s, proc, conn, now);
+      return;
+    }
+    case SYS.SEND: {
+      const k = sockOf(s, c);
+      const data = argBytes(a, "data");
+      if (!data) throw new ErrnoError(EINVAL, "no data");
+      if (!k.conn) throw new ErrnoError(k.error || ENOTCONN, "not connected");
+      if (k.error) throw new ErrnoError(k.error === ECONNRESET ? EPIPE : k.error, "connection failed");
+      const n = k.sends.length > 0 ? 0 : k.conn.send(data);
+      for (const seg of k.conn.poll(now)) transmit(s, k.conn.local.addr, k.conn.remote.addr, seg);
+      if (n === data.length) return complete(proc, c, n);
+      if (a.nonblock === true) {
+        if (n > 0) return complete(proc, c, n);
+        throw new ErrnoError(EAGAIN, "send buffer full");
+      }
+      k.sends.push({ call: c, data, off: n });
+      return;
+    }
+    case SYS.RECV: {
+      const k = sockOf(s, c);
+      if (!k.conn) throw new ErrnoError(k.error || ENOTCONN, "not connected");
+      const max = Math.max(1, Math.min(MAX_IO, num(a, "max", MAX_IO)));
+      const t = num(a, "timeoutMs", -1);
+      k.recvs.push({ call: c, max, deadline: t >= 0 ? now + t : Number.POSITIVE_INFINITY });
+      serveRecvs(proc, k);
+      if (k.recvs.length > 0 && k.recvs[k.recvs.length - 1]!.call === c) {
+        for (const seg of k.conn.poll(now)) transmit(s, k.conn.local.addr, k.conn.remote.addr, seg); // window update
+        if (a.nonblock === true) {
+          k.recvs.pop();
+          throw new ErrnoError(EAGAIN, "no data");
+        }
+      } else for (const seg of k.conn.poll(now)) transmit(s, k.conn.local.addr, k.conn.remote.addr, seg);
+      return;
+    }
+    case SYS.SHUTDOWN: {
+      const k = sockOf(s, c);
+      if (!k.conn) throw new ErrnoError(ENOTCONN, "not connected");
+      const how = num(a, "how", 2);
+      if (how === 1 || how === 2) k.conn.shutdownWrite();
+      pump(s, proc, k.conn, now);
+      return complete(proc, c, 0);
+    }
+    case SYS.CLOSE: {
+      const k = sockOf(s, c);
+      closeSock(s, proc, k, now);
+      return complete(proc, c, 0);
+    }
+    case SYS.GETSOCKNAME: {
+      const k = sockOf(s, c);
+      return complete(proc, c, { addr: k.laddr, port: k.lport });
+    }
+    case SYS.GETPEERNAME: {
+      const k = sockOf(s, c);
+      if (!k.conn || !k.connected) throw new ErrnoError(ENOTCONN, "not connected");
+      return complete(proc, c, { addr: k.raddr, port: k.rport });
+    }
+    default:
+      throw new ErrnoError(EOPNOTSUPP, `tcp: call ${c.op} not supported`);
+  }
+}
+
+/** Hands the next accepted connection to an accept call; false if none is ready. */
+function takeAccept(s: State, proc: Proc, k: Sock, c: NetCall): boolean {
+  const conn = k.listener!.accept();
+  if (!conn) return false;
+  const n = newSock(s, c.app);
+  n.conn = conn;
+  n.connected = true;
+  n.laddr = conn.local.addr;
+  n.lport = conn.local.port;
+  n.raddr = conn.remote.addr;
+  n.rport = conn.remote.port;
+  s.byConn.set(conn, n);
+  s.stats.accepted++;
+  complete(proc, c, { sock: n.id, addr: n.raddr, port: n.rport });
+  // Anything that arrived before accept (data, FIN) is waiting in the connection.
+  pump(s, proc, conn, performance.now());
+  return true;
+}
+
+function closeSock(s: State, proc: Proc, k: Sock, now: number): void {
+  k.closed = true;
+  for (const w of k.accepts.splice(0)) fail(proc, w, EBADF);
+  for (const w of k.recvs.splice(0)) fail(proc, w.call, EBADF);
+  for (const w of k.sends.splice(0)) fail(proc, w.call, EBADF);
+  if (k.connecting) fail(proc, k.connecting, EBADF);
+  k.connecting = null;
+  if (k.listener) {
+    s.table.unlisten(k.laddr, k.lport);
+    s.byListener.delete(k.listener);
+    for (let c = k.listener.accept(); c; c = k.listener.accept()) {
+      c.abort();
+      pump(s, proc, c, now);
+    }
+    s.socks.delete(k.id);
+    return;
+  }
+  if (k.conn) {
+    // The connection lives on (FIN, TIME_WAIT) until its "closed" event.
+    k.conn.close();
+    pump(s, proc, k.conn, now);
+  } else s.socks.delete(k.id);
+}
+
+// ---- input -------------------------------------------------------------------
+
+function onSegment(s: State, proc: Proc, p: Packet, bytes: Uint8Array, now: number): void {
+  const ihl = (p.tag >>> 8) & 0xff;
+  const src = p.a >>> 0;
+  const dst = p.b >>> 0;
+  const r = parseTcp(bytes.subarray(ihl), src, dst);
+  if (!r.ok) {
+    s.stats.badSegments++;
+    return;
+  }
+  s.stats.rxSegments++;
+  const listener = s.table.lookup(dst, r.value.dstPort, src, r.value.srcPort) ? undefined : s.table.listenerFor(dst, r.value.dstPort);
+  const res = s.table.dispatch(now, r.value, src, dst);
+  transmitAll(s, res.replies);
+  if (res.conn) pump(s, proc, res.conn, now);
+  if (res.accepted && listener) {
+    const k = s.byListener.get(listener);
+    while (k && k.accepts.length > 0 && takeAccept(s, proc, k, k.accepts[0]!)) k.accepts.shift();
+  }
+}
+
+function tick(s: State, proc: Proc, now: number): void {
+  for (const l of s.table.listenersAll()) transmitAll(s, l.onTick(now).map((o) => ({ src: o.src, dst: o.dst, seg: o.seg })));
+  for (const c of [...s.table.conns.values()]) {
+    const d = c.nextDeadline();
+    if (d >= 0 && d <= now) {
+      c.onTick(now);
+      pump(s, proc, c, now);
+    }
+  }
+  for (const k of s.socks.values()) {
+    while (k.recvs.length > 0 && k.recvs[0]!.deadline <= now) fail(proc, k.recvs.shift()!.call, EAGAIN, "receive timed out");
+  }
+}
+
+export const server: ServerDef<State> = {
+  initFresh: init,
+  initRestart: init,
+  handlers: {
+    ...linkHandlers<State>(),
+    [NET.CALL]: (s, m: Message, proc) => {
+      const c = netCallOf(m);
+      if (!c) return NO_REPLY;
+      try {
+        onCall(s, proc, c, performance.now());
+      } catch (e) {
+        if (!(e instanceof ErrnoError)) throw e;
+        fail(proc, c, e.errno, e.message);
+      }
+      s.links.flush();
+      return NO_REPLY;
+    },
+    [NET.APP_EXITED]: (s, m: Message, proc) => {
+      const app = (m.payload as { app?: number } | undefined)?.app;
+      for (const k of [...s.socks.values()]) if (k.app === app && !k.closed) closeSock(s, proc, k, performance.now());
+      s.links.flush();
+      return NO_REPLY;
+    },
+    [SRV_CTL]: (s) => ({ sockets: s.socks.size, connections: s.table.size, ...s.stats, pool: s.pool.stats }),
+  },
+  poll(s, proc) {
+    const now = performance.now();
+    const ip = s.links.port("ip");
+    let did = false;
+    if (ip) {
+      const n = ip.recv(64, (p, b) => {
+        onSegment(s, proc, p, b, now);
+        s.links.pools.release(p);
+      });
+      did = n > 0;
+    }
+    if (now - s.lastTick >= 5) {
+      s.lastTick = now;
+      tick(s, proc, now);
+    }
+    s.links.flush();
+    return did;
+  },
+  nextDeadline: (s) => (s.table.size > 0 || s.socks.size > 0 ? 5 : Number.POSITIVE_INFINITY),
+};
