@@ -89,7 +89,13 @@ export class Machine {
     const lock = new Int32Array(machine, 0, 1);
     loadLibc(lock);
     // The machine owns the wire (a device outlives its driver); the nic attaches to its fd.
-    const { device, spec } = openWire(opts.net ?? "none", { pcap: opts.pcap, mac: opts.mac, lock });
+    let opened: ReturnType<typeof openWire>;
+    try {
+      opened = openWire(opts.net ?? "none", { pcap: opts.pcap, mac: opts.mac, lock });
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const { device, spec } = opened;
     const init: KernelInit = {
       root: ROOT,
       servers: [...(opts.servers ?? SERVERS), ...(opts.extra ?? [])],

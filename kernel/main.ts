@@ -1,6 +1,7 @@
 // `npm start`: boots newts on this machine's cores and serves the control socket.
 import { parseArgs } from "node:util";
-import { existsSync, unlinkSync } from "node:fs";
+import { existsSync, readFileSync, unlinkSync } from "node:fs";
+import { parseRules } from "../lib/net/pf/rules.ts";
 import { Machine, parseAppSpec, type AppSpec } from "./boot.ts";
 import { ctlRequest, defaultCtlPath, type CtlReply, type CtlRequest } from "./ctlproto.ts";
 
@@ -12,6 +13,16 @@ pf, ip, udp, tcp), then the apps.
 options:
   --app "NAME ARGS"   start apps/NAME.ts with ARGS (repeatable)
   --no-apps           start no apps
+  --net SPEC          the wire under the NIC (default none):
+                        tap[,ns=newts,dev=newts0,addr=10.0.2.2/24]  a TAP device whose Linux
+                          end lives in a network namespace newts creates (root): then
+                          'ip netns exec newts ping 10.0.2.15' reaches newts
+                        dgram,local=PORT,remote=PORT  frames as UDP datagrams on loopback
+                          (two newts instances); add ,loss=R,dup=R,reorder=R,corrupt=R,seed=N
+  --pcap FILE         record the NIC's frames (tcpdump -r FILE reads it)
+  --addr A.B.C.D/N    newts's address (default 10.0.2.15/24)
+  --gw A.B.C.D        default gateway (default 10.0.2.2)
+  --pf FILE           packet filter rules (see lib/net/pf/rules.ts; default: pass all)
   --ctl PATH          control socket path (default: $NEWTS_CTL or ${defaultCtlPath()})
   --quiet             print only the boot summary and errors
   -h, --help          this text
@@ -34,6 +45,11 @@ function parse() {
         app: { type: "string", multiple: true },
         "no-apps": { type: "boolean" },
         ctl: { type: "string" },
+        net: { type: "string" },
+        pcap: { type: "string" },
+        addr: { type: "string" },
+        gw: { type: "string" },
+        pf: { type: "string" },
         quiet: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
@@ -61,6 +77,19 @@ for (const a of opts.app ?? []) {
   apps.push(spec);
 }
 const ctlPath = opts.ctl ?? defaultCtlPath();
+if (opts.addr !== undefined && !/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(opts.addr)) fail(`--addr ${opts.addr}: expected A.B.C.D/N`);
+if (opts.gw !== undefined && !/^\d{1,3}(\.\d{1,3}){3}$/.test(opts.gw)) fail(`--gw ${opts.gw}: expected A.B.C.D`);
+if (opts.net !== undefined && !/^(none|tap|dgram)(,|$)/.test(opts.net)) fail(`--net ${opts.net}: expected none, tap[,...] or dgram,local=P,remote=P`);
+let pfRules: string | undefined;
+if (opts.pf !== undefined) {
+  try {
+    pfRules = readFileSync(opts.pf, "utf8");
+  } catch (e) {
+    fail(`--pf ${opts.pf}: ${(e as Error).message}`);
+  }
+  const r = parseRules(pfRules);
+  if (!r.ok) fail(`--pf ${opts.pf}: line ${r.errors[0]!.line}: ${r.errors[0]!.message}`);
+}
 
 // A control socket left by a newts that died is removed; a live one means "already running".
 if (existsSync(ctlPath)) {
@@ -76,12 +105,17 @@ const quiet = !!opts.quiet;
 const t0 = performance.now();
 const machine = await Machine.boot({
   apps: opts["no-apps"] ? [] : apps.length > 0 ? apps : DEFAULT_APPS,
+  net: opts.net,
+  pcap: opts.pcap,
+  addr: opts.addr,
+  gateway: opts.gw,
+  pfRules,
   onLog: (line) => {
     if (!quiet || line.includes("crash") || line.includes("fail")) console.log(line);
   },
 }).catch((e: Error) => {
   process.stderr.write(`newts: ${e.message}\n`);
-  process.exit(1);
+  process.exit(e.message.startsWith("netdev:") ? 2 : 1);
 });
 console.log(`newts booted in ${(performance.now() - t0).toFixed(0)} ms; control socket ${ctlPath}`);
 console.log(`try: npm run ctl -- ps    (Ctrl-C or 'npm run ctl -- shutdown' stops it)`);
