@@ -94,6 +94,8 @@ interface Slot {
   onReady: Array<(err?: Error) => void>;
   /** Channels and pools this process holds: re-granted to each new generation (design §6). */
   resources: Resource[];
+  /** Grants made before the process was started: posted when its grant port exists. */
+  earlyGrants: Array<{ id: number; sab: SharedArrayBuffer; meta: Record<string, unknown> }>;
 }
 
 /** What survives a process's restart: the shared memory it was given. */
@@ -147,7 +149,7 @@ class Kernel {
       inbox: null, outbox: null, doorbellSab, waker: new Waker(doorbellSab), notifySab,
       notifyBits: new Int32Array(notifySab), pcbSab, pcb: new Int32Array(pcbSab),
       storeSab: new SharedArrayBuffer(entry.kind === "server" ? STORE_BYTES : 64), grantPort: null, backlog: [],
-      pendingCall: null, msgsIn: 0, msgsOut: 0, denied: 0, rejected: 0, tid: 0, cpus: [], onExit: [], onReady: [], resources: [],
+      pendingCall: null, msgsIn: 0, msgsOut: 0, denied: 0, rejected: 0, tid: 0, cpus: [], onExit: [], onReady: [], resources: [], earlyGrants: [],
     };
     this.slots[ep] = slot;
     this.byName.set(entry.name, ep);
@@ -188,6 +190,7 @@ class Kernel {
     const { port1, port2 } = new MessageChannel();
     slot.grantPort?.close();
     slot.grantPort = port1;
+    for (const g of slot.earlyGrants.splice(0)) port1.postMessage(g);
     const init: ProcInit = {
       name: slot.entry.name,
       ep: slot.ep,
@@ -521,7 +524,8 @@ class Kernel {
 
   private grant(to: Slot, sab: SharedArrayBuffer, meta: Record<string, unknown>): number {
     const id = this.nextGrant++;
-    to.grantPort?.postMessage({ id, sab, meta });
+    if (to.grantPort) to.grantPort.postMessage({ id, sab, meta });
+    else to.earlyGrants.push({ id, sab, meta }); // not started yet: given with its first port
     return id;
   }
 

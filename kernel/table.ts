@@ -26,11 +26,11 @@ export const SERVERS: BootEntry[] = [
   { name: "syscall", module: "servers/syscall.ts", kind: "server", cpu: 0, ipc: ["tcp", "udp", "ip", "pf", "rs"], kcalls: [K.PROCS, K.SPAWN, K.CHAN_OPEN] },
   // The stack. Sharing a pool with a server needs it in the ACL too: packets travel up
   // in the driver's pool and down in the transports' pools.
-  { name: "nic", module: "servers/stub.ts", kind: "server", cpu: 1, ipc: ["pf", "ip", "tcp", "udp"], kcalls: STACK_KCALLS },
-  { name: "pf", module: "servers/stub.ts", kind: "server", cpu: 1, ipc: ["nic", "ip", "tcp", "udp"], kcalls: STACK_KCALLS },
-  { name: "ip", module: "servers/stub.ts", kind: "server", cpu: 1, ipc: ["nic", "pf", "tcp", "udp", "syscall"], kcalls: STACK_KCALLS },
-  { name: "udp", module: "servers/stub.ts", kind: "server", cpu: 1, ipc: ["ip", "pf", "nic", "syscall"], kcalls: STACK_KCALLS },
-  { name: "tcp", module: "servers/stub.ts", kind: "server", cpu: 1, ipc: ["ip", "pf", "nic", "syscall"], kcalls: STACK_KCALLS },
+  { name: "nic", module: "drivers/nic.ts", kind: "server", cpu: 1, ipc: ["pf", "ip", "tcp", "udp"], kcalls: STACK_KCALLS },
+  { name: "pf", module: "servers/pf.ts", kind: "server", cpu: 1, ipc: ["nic", "ip", "tcp", "udp"], kcalls: STACK_KCALLS },
+  { name: "ip", module: "servers/ip.ts", kind: "server", cpu: 1, ipc: ["nic", "pf", "tcp", "udp", "syscall"], kcalls: STACK_KCALLS },
+  { name: "udp", module: "servers/udp.ts", kind: "server", cpu: 1, ipc: ["ip", "pf", "nic", "syscall"], kcalls: STACK_KCALLS },
+  { name: "tcp", module: "servers/tcp.ts", kind: "server", cpu: 1, ipc: ["ip", "pf", "nic", "syscall"], kcalls: STACK_KCALLS },
 ];
 
 /** The table entry of an app: it may call the syscall server only. */

@@ -377,6 +377,7 @@ export class Proc {
       const g = this.grants.get(id);
       if (g) return g;
       if (performance.now() > deadline) throw new ErrnoError(EINTR, `grant ${id} never arrived`);
+      this.beat();
       nap(1);
     }
   }
