@@ -8,7 +8,7 @@ import type { PoolOwner } from "../lib/ipc/pool.ts";
 import type { Proc } from "../lib/sys/proc.ts";
 import type { ServerDef } from "../lib/sys/server.ts";
 import { Links, linkHandlers } from "../lib/net/links.ts";
-import { pollIn } from "./backends/libc.ts";
+import { eventfdCreate } from "../lib/sys/ffi.ts";
 import type { Backend } from "./backends/backend.ts";
 import { attachWire, type WireSpec } from "./wire.ts";
 
@@ -29,6 +29,7 @@ function init(proc: Proc): State {
   const links = new Links(proc);
   const pool = links.ownPool(RX_BUFFERS, RX_BUF_SIZE, ["pf", "ip", "tcp", "udp"]);
   links.openUp("pf");
+  if (wire && wire.fd >= 0) proc.doorbell.setEventfd(eventfdCreate());
   if (wire) proc.log(`attached to ${wire.name}${proc.init.generation > 0 ? " (restarted)" : ""}`);
   return { links, wire, pool, stats: { rxNoBuffer: 0, rxNoRing: 0, rxTooBig: 0, tx: 0 } };
 }
@@ -69,12 +70,13 @@ export const server: ServerDef<State> = {
     pf.flush();
     return n > 0;
   },
-  // Wait on the device as well as the doorbell: a short poll() on the fd. A wake
-  // from pf that lands meanwhile is picked up at the next turn (at most 1 ms).
+  // Wait for the device and the rings at once: poll(2) on the device fd and the
+  // doorbell's eventfd, which pf rings when it queues frames for us.
   idle(s, proc, ms) {
     if (s.wire && s.wire.fd >= 0) {
       proc.beat();
-      pollIn(s.wire.fd, Math.min(ms, 1));
+      const pf = s.links.port("pf");
+      proc.doorbell.sleepPoll(() => !!pf?.hasInput() || proc.hasWork(), Math.min(ms, 50), s.wire.fd);
     } else proc.idle(ms);
   },
 };

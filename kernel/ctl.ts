@@ -18,10 +18,11 @@ commands:
   pf show            packet filter rules with counters, and states
   pf load FILE       replace the rules (states are kept)
   pf flush           drop every state
+  stat NAME          a server's own counters (nic, ip, tcp, udp, pf)
   shutdown           stop newts`;
 
 const COMMANDS: Record<string, [number, number]> = {
-  ps: [0, 0], pf: [1, 2], kill: [1, 1], hang: [1, 1], restart: [1, 1], spawn: [1, 64], ping: [1, 1], kstats: [0, 0], shutdown: [0, 0],
+  ps: [0, 0], pf: [1, 2], stat: [1, 1], kill: [1, 1], hang: [1, 1], restart: [1, 1], spawn: [1, 64], ping: [1, 1], kstats: [0, 0], shutdown: [0, 0],
 };
 
 function fail(msg: string, code = 2): never {
@@ -29,18 +30,35 @@ function fail(msg: string, code = 2): never {
   process.exit(code);
 }
 
+// Options come before the command; everything after it belongs to the command
+// (so `ctl spawn nc -l 8080` passes -l to nc).
+const argv = process.argv.slice(2);
+let split = argv.length;
+for (let i = 0; i < argv.length; i++) {
+  const a = argv[i]!;
+  if (a === "--ctl") i++;
+  else if (!a.startsWith("-")) {
+    split = i;
+    break;
+  }
+}
 let parsed;
 try {
   parsed = parseArgs({
-    args: process.argv.slice(2),
+    args: argv.slice(0, split),
     options: { ctl: { type: "string" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" } },
-    allowPositionals: true,
+    allowPositionals: false,
     strict: true,
   });
 } catch (e) {
   fail(`${(e as Error).message.split("\n")[0]} (try --help)`);
 }
-const { values, positionals } = parsed;
+const { values } = parsed;
+const positionals = argv.slice(split);
+if (positionals.length > 0 && positionals.at(-1) === "--json") {
+  positionals.pop(); // `ctl ps --json` reads naturally too
+  values.json = true;
+}
 if (values.help || positionals.length === 0) {
   console.log(USAGE);
   process.exit(values.help ? 0 : 2);
@@ -67,6 +85,7 @@ if (cmd === "pf") {
   }
   req = { cmd: "srv", args: ["pf", sub, ...(text === undefined ? [] : [text])] };
 }
+if (cmd === "stat") req = { cmd: "srv", args: [args[0]!, "show"] };
 const reply = await ctlRequest(path, req).catch((e: Error) => fail(e.message, 1));
 if (!reply.ok) fail(reply.error, 1);
 if (values.json) console.log(JSON.stringify(reply.data));

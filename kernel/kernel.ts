@@ -6,6 +6,7 @@ import { MessageChannel, parentPort, Worker, workerData, type MessagePort } from
 import { CORRUPT, createByteRingBuffer, createSlotRingBuffer, MsgRing } from "../lib/ipc/ring.ts";
 import { createPool } from "../lib/ipc/pool.ts";
 import { STORE_BYTES } from "../lib/sys/store.ts";
+import { loadLibc } from "../lib/sys/ffi.ts";
 import { createDoorbell, Doorbell, Waker } from "../lib/ipc/doorbell.ts";
 import {
   decodeHeader, decodeMessage, encodeMessage, F_CALL, F_ERROR, F_REPLY, MAX_MSG, stampSource, type Message,
@@ -815,7 +816,9 @@ class Kernel {
 // ---- worker entry ------------------------------------------------------------------
 
 if (parentPort && workerData && (workerData as { kernel?: boolean }).kernel) {
-  const kernel = new Kernel((workerData as { init: KernelInit }).init);
+  const kinit = (workerData as { init: KernelInit }).init;
+  loadLibc(new Int32Array(kinit.machine, 0, 1)); // wakers may write a driver's eventfd
+  const kernel = new Kernel(kinit);
   const port = parentPort;
   port.on("message", (m: { op: string; id?: number; cmd?: string; args?: string[] }) => {
     if (m.op === "ctl") {

@@ -3,12 +3,22 @@
 // only when it sees `sleeping` set, so a busy consumer never pays for a futex.
 //
 // Doorbell SAB layout (Int32 cells, one 64-byte line):
-//   [0] SLEEPING  1 while the owner is (about to be) blocked in Atomics.wait
-//   [1] WAKES     futex wake-ups delivered to the owner (bumped by wakers)
+//   [0] SLEEPING  1 while the owner is (about to be) blocked in Atomics.wait;
+//                 2 while it is blocked in poll(2) on its eventfd and a device fd
+//   [1] WAKES     wake-ups delivered to the owner (bumped by wakers)
+//   [2] EVENTFD   the owner's eventfd + 1 (0: none), for SLEEPING = 2
+//
+// A driver must wait for its device and its rings at once: it sleeps in poll(2)
+// on the device fd and an eventfd, and a producer that finds SLEEPING = 2 writes
+// the eventfd instead of calling Atomics.notify. fds are process-wide, so any
+// worker can ring it.
 
 export const DOORBELL_BYTES = 64;
 const SLEEPING = 0;
 const WAKES = 1;
+const EVENTFD = 2;
+
+import { eventfdDrain, eventfdSignal, pollReadable } from "../sys/ffi.ts";
 
 export function createDoorbell(): SharedArrayBuffer {
   return new SharedArrayBuffer(DOORBELL_BYTES);
@@ -18,7 +28,29 @@ export function createDoorbell(): SharedArrayBuffer {
 export class Doorbell {
   readonly cells: Int32Array;
   constructor(sab: SharedArrayBuffer) {
-    this.cells = new Int32Array(sab, 0, 2);
+    this.cells = new Int32Array(sab, 0, 4);
+  }
+
+  /** Lets wakers reach this doorbell through an eventfd too (see sleepPoll). */
+  setEventfd(fd: number): void {
+    Atomics.store(this.cells, EVENTFD, fd + 1);
+  }
+
+  /**
+   * Like sleep, but blocked in poll(2) on the doorbell's eventfd and `deviceFd`:
+   * returns when woken, when the device is readable, or after timeoutMs.
+   */
+  sleepPoll(ready: () => boolean, timeoutMs: number, deviceFd: number): boolean {
+    const efd = Atomics.load(this.cells, EVENTFD) - 1;
+    Atomics.store(this.cells, SLEEPING, 2);
+    if (ready()) {
+      Atomics.store(this.cells, SLEEPING, 0);
+      return false;
+    }
+    pollReadable(efd >= 0 ? [efd, deviceFd] : [deviceFd], timeoutMs);
+    const woken = Atomics.exchange(this.cells, SLEEPING, 0) === 0;
+    if (efd >= 0) eventfdDrain(efd);
+    return woken;
   }
 
   /**
@@ -61,14 +93,16 @@ export class Doorbell {
 export class Waker {
   readonly cells: Int32Array;
   constructor(sab: SharedArrayBuffer) {
-    this.cells = new Int32Array(sab, 0, 2);
+    this.cells = new Int32Array(sab, 0, 4);
   }
-  /** Wakes the owner if (and only if) it is sleeping. Returns true if a futex wake was issued. */
+  /** Wakes the owner if (and only if) it is sleeping. Returns true if a wake was issued. */
   wake(): boolean {
-    if (Atomics.load(this.cells, SLEEPING) === 0) return false;
-    if (Atomics.compareExchange(this.cells, SLEEPING, 1, 0) !== 1) return false;
+    const s = Atomics.load(this.cells, SLEEPING);
+    if (s === 0) return false;
+    if (Atomics.compareExchange(this.cells, SLEEPING, s, 0) !== s) return false;
     Atomics.add(this.cells, WAKES, 1);
-    Atomics.notify(this.cells, SLEEPING, 1);
+    if (s === 1) Atomics.notify(this.cells, SLEEPING, 1);
+    else eventfdSignal(Atomics.load(this.cells, EVENTFD) - 1);
     return true;
   }
 }

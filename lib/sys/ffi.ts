@@ -14,6 +14,10 @@ function open() {
     sched_setaffinity: { args: [FFIType.i32, FFIType.u64, FFIType.ptr], returns: FFIType.i32 },
     sched_getaffinity: { args: [FFIType.i32, FFIType.u64, FFIType.ptr], returns: FFIType.i32 },
     sched_yield: { args: [], returns: FFIType.i32 },
+    eventfd: { args: [FFIType.u32, FFIType.i32], returns: FFIType.i32 },
+    write: { args: [FFIType.i32, FFIType.ptr, FFIType.u64], returns: FFIType.i32 },
+    read: { args: [FFIType.i32, FFIType.ptr, FFIType.u64], returns: FFIType.i32 },
+    poll: { args: [FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i32 },
   });
 }
 
@@ -70,4 +74,36 @@ export function pinThread(cpus: number[]): number[] {
 
 export function schedYield(): void {
   lib().symbols.sched_yield();
+}
+
+const EFD_NONBLOCK = 0o4000;
+const EFD_CLOEXEC = 0o2000000;
+const POLLIN = 1;
+const one = new BigUint64Array([1n]);
+const eight = new BigUint64Array(1);
+
+/** A nonblocking eventfd (a doorbell a process can wait on together with a device fd). */
+export function eventfdCreate(): number {
+  return lib().symbols.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+}
+
+/** Makes an eventfd readable (any thread may: fds are shared by the whole process). */
+export function eventfdSignal(fd: number): void {
+  lib().symbols.write(fd, one, 8);
+}
+
+/** Resets an eventfd to not readable. */
+export function eventfdDrain(fd: number): void {
+  lib().symbols.read(fd, eight, 8);
+}
+
+/** poll(2) for readability on several fds; returns how many are readable (0 on timeout). */
+export function pollReadable(fds: number[], timeoutMs: number): number {
+  const pfd = new Int16Array(fds.length * 4); // struct pollfd { int fd; short events; short revents; }
+  const fdv = new Int32Array(pfd.buffer);
+  for (let i = 0; i < fds.length; i++) {
+    fdv[i * 2] = fds[i]!;
+    pfd[i * 4 + 2] = POLLIN;
+  }
+  return Math.max(0, lib().symbols.poll(pfd, fds.length, Math.max(0, Math.floor(timeoutMs))));
 }

@@ -45,7 +45,7 @@ export interface Grant {
 }
 
 /** Bounded spin before sleeping (iterations of the poll loop). */
-export const SPIN_ITERS = 2000;
+export const SPIN_ITERS = 50;
 /** Longest single sleep: also the heartbeat period of an idle process. */
 export const MAX_SLEEP_MS = 50;
 
