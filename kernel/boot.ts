@@ -207,11 +207,15 @@ export class Machine {
     });
   }
 
+  /** Starts an app; resolves with the name it got (NAME, or NAME.2 ... when one runs already). */
+  async spawn(name: string, args: string[] = []): Promise<string> {
+    const r = (await this.ctl("spawn", [name, ...args])) as string;
+    return /spawned (\S+) at/.exec(r)?.[1] ?? name;
+  }
+
   /** Starts an app and waits for it to exit. */
   async run(name: string, args: string[] = [], timeoutMs = 30_000): Promise<AppExit> {
-    const ep = (await this.ctl("spawn", [name, ...args])) as string;
-    const spawnedName = /spawned (\S+) at/.exec(ep)?.[1] ?? name;
-    return this.waitApp(spawnedName, timeoutMs);
+    return this.waitApp(await this.spawn(name, args), timeoutMs);
   }
 
   /** Stops every worker and the kernel. Resolves when all are gone (at most ~2 s). */

@@ -1,0 +1,105 @@
+// Interop with the real Linux stack through a TAP device whose Linux end lives in
+// a namespace this test creates (and removes): ping both ways, curl from in-OS nc,
+// newts connecting out, RST from a closed port, pf at run time, and servers killed
+// during a transfer. Needs root, /dev/net/tun, ip, ping and curl.
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
+import { existsSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Machine, ROOT } from "../kernel/boot.ts";
+import { lacking } from "./support/needs.ts";
+import { fnvFile, killAll, nsExec } from "./support/net.ts";
+import { sleep } from "./support/machine.ts";
+
+const NS = "nt-tap";
+const DEV = "nttap0";
+const why = lacking({ root: true, tun: true, tools: ["ip", "ping", "curl"] }, "tap interop");
+const BUN = join(ROOT, "node_modules/.bin/bun");
+const OUT = join(tmpdir(), `newts-tap-${process.pid}.bin`);
+
+describe.skipIf(why !== null)("over TAP against the Linux stack", () => {
+  let m: Machine;
+  beforeAll(async () => {
+    m = await Machine.boot({ apps: [], net: `tap,ns=${NS},dev=${DEV},addr=10.0.2.2/24` });
+  });
+  afterEach(() => killAll());
+  afterAll(async () => {
+    killAll();
+    await m?.shutdown();
+    if (existsSync(OUT)) rmSync(OUT);
+  });
+
+  test("Linux pings newts", async () => {
+    const r = await nsExec(NS, ["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.0.2.15"]);
+    expect(r.stdout).toMatch(/3 packets transmitted, 3 received/);
+    expect(r.code).toBe(0);
+  });
+
+  test("newts pings Linux", async () => {
+    const e = await m.run("ping", ["-c", "3", "-i", "100", "10.0.2.2"]);
+    expect(e.status).toBe(0);
+    expect((e.result as { received: number }).received).toBe(3);
+  });
+
+  test("curl fetches 100 MB from in-OS nc, byte-identical", async () => {
+    const size = 100 * 1024 * 1024;
+    const app = await m.spawn("nc", ["-l", "8080", "--http", "--size", String(size)]);
+    await sleep(200);
+    const r = await nsExec(NS, ["curl", "-s", "-m", "240", "-o", OUT, "-w", "%{http_code} %{size_download}", "http://10.0.2.15:8080/"], 250_000);
+    expect(r.stdout).toBe(`200 ${size}`);
+    const nc = await m.waitApp(app);
+    const got = fnvFile(OUT);
+    expect(got.bytes).toBe(size);
+    expect(got.hash).toBe((nc.result as { hash: number }).hash);
+  }, 300_000);
+
+  test("newts connects out to a Linux listener", async () => {
+    const sink = nsExec(NS, [BUN, join(ROOT, "test/fixtures/ns-sink.ts"), "10.0.2.2", "9000"], 60_000);
+    await sleep(700);
+    const e = await m.run("nc", ["10.0.2.2", "9000", "--size", "1000000"]);
+    expect(e.status).toBe(0);
+    const r = await sink;
+    const [bytes, hash] = r.stdout.trim().split("\n").pop()!.split(" ").map(Number);
+    expect(bytes).toBe(1_000_000);
+    expect(hash).toBe((e.result as { hash: number }).hash);
+  });
+
+  test("a closed port answers with RST (connection refused at once)", async () => {
+    const r = await nsExec(NS, ["curl", "-s", "-m", "5", "http://10.0.2.15:9/"]);
+    expect(r.code).toBe(7); // curl: couldn't connect (refused), not 28 (timed out)
+    expect(r.ms).toBeLessThan(5000);
+  });
+
+  test("a pf rule blocks a port, and lifting it at run time restores service", async () => {
+    await m.ctl("spawn", ["nc", "-l", "8081", "--http", "--size", "1000"]);
+    await sleep(200);
+    expect(await m.ctl("srv", ["pf", "load", "block in proto tcp to port 8081"])).toMatch(/loaded 1 rule/);
+    const blocked = await nsExec(NS, ["curl", "-s", "-m", "2", "-o", "/dev/null", "-w", "%{http_code}", "http://10.0.2.15:8081/"]);
+    expect(blocked.code).toBe(28); // timed out: the SYNs were dropped
+    expect(await m.ctl("srv", ["pf", "show"])).toMatch(/block in proto tcp .*port = 8081/);
+    await m.ctl("srv", ["pf", "load", ""]);
+    const ok = await nsExec(NS, ["curl", "-s", "-m", "10", "-o", "/dev/null", "-w", "%{http_code} %{size_download}", "http://10.0.2.15:8081/"]);
+    expect(ok.stdout).toBe("200 1000");
+  });
+
+  test("killing nic, pf and ip during a transfer is invisible to it", async () => {
+    const size = 30_000_000;
+    const app = await m.spawn("nc", ["-l", "8082", "--http", "--size", String(size)]);
+    await sleep(200);
+    const before = await m.ps();
+    const curl = nsExec(NS, ["curl", "-s", "-m", "120", "-o", OUT, "-w", "%{http_code} %{size_download}", "http://10.0.2.15:8082/"], 130_000);
+    for (const name of ["nic", "pf", "ip"]) {
+      await sleep(700);
+      await m.ctl("kill", [name]);
+    }
+    const r = await curl;
+    expect(r.stdout).toBe(`200 ${size}`);
+    const nc = await m.waitApp(app);
+    expect(fnvFile(OUT).hash).toBe((nc.result as { hash: number }).hash);
+    const after = await m.ps();
+    for (const name of ["nic", "pf", "ip"]) {
+      const b = before.find((x) => x.name === name)!;
+      expect(after.find((x) => x.name === name)!.restarts, name).toBe(b.restarts + 1);
+    }
+  }, 180_000);
+});
