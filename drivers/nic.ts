@@ -12,6 +12,14 @@ import { eventfdCreate } from "../lib/sys/ffi.ts";
 import type { Backend } from "./backends/backend.ts";
 import { attachWire, type WireSpec } from "./wire.ts";
 
+/** The fault injector's counts, wherever it sits in the chain of wrapped backends. */
+function faultsOf(b: Backend | null): unknown {
+  for (let x = b as (Backend & { faults?: () => unknown; inner?: Backend }) | undefined | null; x; x = x.inner as typeof x) {
+    if (typeof x.faults === "function") return x.faults();
+  }
+  return undefined;
+}
+
 const RX_BUFFERS = 2048;
 const RX_BUF_SIZE = 2048; // a full Ethernet frame (1514) with room to spare
 const BATCH = 64;
@@ -39,7 +47,10 @@ export const server: ServerDef<State> = {
   initRestart: init,
   handlers: {
     ...linkHandlers<State>(),
-    [SRV_CTL]: (s) => ({ wire: s.wire?.name ?? "none", device: s.wire?.stats(), driver: s.stats, pool: s.pool.stats, free: s.pool.freeCount }),
+    [SRV_CTL]: (s) => ({
+      wire: s.wire?.name ?? "none", device: s.wire?.stats(), driver: s.stats, pool: s.pool.stats, free: s.pool.freeCount,
+      faults: faultsOf(s.wire),
+    }),
   },
   poll(s) {
     const pf = s.links.port("pf");
