@@ -31,16 +31,18 @@ interface State {
   stats: { rxNoBuffer: number; rxNoRing: number; rxTooBig: number; tx: number };
 }
 
-function init(proc: Proc): State {
-  const spec = proc.init.extra.wire as WireSpec | undefined;
+/** The layer's state over its links (a server of its own, or a layer of servers/stack.ts). */
+export function initLayer(proc: Proc, links: Links): State {
+  const spec = links.config.wire as WireSpec | undefined;
   const wire = spec ? attachWire(spec, new Int32Array(proc.init.machine, 0, 1)) : null;
-  const links = new Links(proc);
   const pool = links.ownPool(RX_BUFFERS, RX_BUF_SIZE, ["pf", "ip", "tcp", "udp"]);
   links.openUp("pf");
   if (wire && wire.fd >= 0) proc.doorbell.setEventfd(eventfdCreate());
   if (wire) proc.log(`attached to ${wire.name}${proc.init.generation > 0 ? " (restarted)" : ""}`);
   return { links, wire, pool, stats: { rxNoBuffer: 0, rxNoRing: 0, rxTooBig: 0, tx: 0 } };
 }
+
+const init = (proc: Proc) => initLayer(proc, new Links(proc));
 
 export const server: ServerDef<State> = {
   initFresh: init,

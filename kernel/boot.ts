@@ -4,7 +4,7 @@
 import { Worker } from "node:worker_threads";
 import { fileURLToPath } from "node:url";
 import { getAffinity, loadLibc } from "../lib/sys/ffi.ts";
-import { appEntry, SERVERS, type BootEntry } from "./table.ts";
+import { appEntry, SERVERS, SERVERS_SINGLE, type BootEntry } from "./table.ts";
 import { openWire, type WireSpec } from "../drivers/wire.ts";
 import type { Backend } from "../drivers/backends/backend.ts";
 import type { KernelInit, ProcRow } from "./kernel.ts";
@@ -34,6 +34,8 @@ export interface BootOptions {
   gateway?: string;
   /** MAC of the NIC. Default 52:54:00:12:34:56. */
   mac?: string;
+  /** "split" (default): a server per layer; "single": the whole stack in one server. */
+  stack?: "split" | "single";
   /** Packet filter rules (lib/net/pf/rules.ts). Default: none (pass everything). */
   pfRules?: string;
   /** Console lines (boot log, server logs). Default: collected only. */
@@ -62,6 +64,16 @@ export function parseAppSpec(s: string): AppSpec | null {
   const parts = s.trim().split(/\s+/).filter((x) => x.length > 0);
   if (parts.length === 0 || !/^[A-Za-z0-9_./-]+$/.test(parts[0]!)) return null;
   return { name: parts[0]!, args: parts.slice(1) };
+}
+
+/** Each stack layer's configuration; the single stack gets them all. */
+function stackConfig(wire: WireSpec, opts: BootOptions): Record<string, Record<string, unknown>> {
+  const layers = {
+    nic: { wire },
+    ip: { addr: opts.addr ?? "10.0.2.15/24", gateway: opts.gateway ?? "10.0.2.2", mac: opts.mac },
+    pf: { rules: opts.pfRules ?? "" },
+  };
+  return { ...layers, stack: layers };
 }
 
 export class Machine {
@@ -98,17 +110,13 @@ export class Machine {
     const { device, spec } = opened;
     const init: KernelInit = {
       root: ROOT,
-      servers: [...(opts.servers ?? SERVERS), ...(opts.extra ?? [])],
+      servers: [...(opts.servers ?? (opts.stack === "single" ? SERVERS_SINGLE : SERVERS)), ...(opts.extra ?? [])],
       apps: (opts.apps ?? []).map((a) => appEntry(a.name, a.name.includes("/") ? a.name : `apps/${a.name}.ts`, a.args)),
       machine,
       cpusAllowed: getAffinity(),
       release: VERSION,
       bootEpochMs: Date.now(),
-      config: {
-        nic: { wire: spec },
-        ip: { addr: opts.addr ?? "10.0.2.15/24", gateway: opts.gateway ?? "10.0.2.2", mac: opts.mac },
-        pf: { rules: opts.pfRules ?? "" },
-      },
+      config: stackConfig(spec, opts),
     };
     const kernel = new Worker(new URL("./kernel.ts", import.meta.url), {
       workerData: { kernel: true, init },

@@ -154,6 +154,7 @@ class Kernel {
     };
     this.slots[ep] = slot;
     this.byName.set(entry.name, ep);
+    for (const a of entry.aliases ?? []) this.byName.set(a, ep);
     return slot;
   }
 
@@ -744,7 +745,7 @@ class Kernel {
       case "srv": {
         // A server's own control command: srv NAME CMD [TEXT]
         const s = this.slotByName(args[0] ?? "");
-        const r = await this.callProc(s.ep, SRV_CTL, { cmd: args[1] ?? "", text: args[2] }, 5000);
+        const r = await this.callProc(s.ep, SRV_CTL, { cmd: args[1] ?? "", text: args[2], name: args[0] }, 5000);
         if ((r.flags & F_ERROR) !== 0) throw new Error((r.payload as { error?: string }).error ?? "failed");
         return r.payload;
       }

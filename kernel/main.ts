@@ -22,6 +22,8 @@ options:
   --pcap FILE         record the NIC's frames (tcpdump -r FILE reads it)
   --addr A.B.C.D/N    newts's address (default 10.0.2.15/24)
   --gw A.B.C.D        default gateway (default 10.0.2.2)
+  --stack MODE        split (a server per layer, the default) or single (the
+                        whole stack in one server, the paper's combined stack)
   --pf FILE           packet filter rules (see lib/net/pf/rules.ts; default: pass all)
   --ctl PATH          control socket path (default: $NEWTS_CTL or ${defaultCtlPath()})
   --quiet             print only the boot summary and errors
@@ -50,6 +52,7 @@ function parse() {
         addr: { type: "string" },
         gw: { type: "string" },
         pf: { type: "string" },
+        stack: { type: "string" },
         quiet: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
@@ -80,6 +83,7 @@ const ctlPath = opts.ctl ?? defaultCtlPath();
 if (opts.addr !== undefined && !/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(opts.addr)) fail(`--addr ${opts.addr}: expected A.B.C.D/N`);
 if (opts.gw !== undefined && !/^\d{1,3}(\.\d{1,3}){3}$/.test(opts.gw)) fail(`--gw ${opts.gw}: expected A.B.C.D`);
 if (opts.net !== undefined && !/^(none|tap|dgram)(,|$)/.test(opts.net)) fail(`--net ${opts.net}: expected none, tap[,...] or dgram,local=P,remote=P`);
+if (opts.stack !== undefined && opts.stack !== "split" && opts.stack !== "single") fail(`--stack ${opts.stack}: expected split or single`);
 let pfRules: string | undefined;
 if (opts.pf !== undefined) {
   try {
@@ -110,6 +114,7 @@ const machine = await Machine.boot({
   addr: opts.addr,
   gateway: opts.gw,
   pfRules,
+  stack: opts.stack as "split" | "single" | undefined,
   onLog: (line) => {
     if (!quiet || line.includes("crash") || line.includes("fail")) console.log(line);
   },

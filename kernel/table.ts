@@ -15,6 +15,8 @@ export interface BootEntry {
   /** Kernel calls this process may make (EXIT, LOG and WHOIS are allowed to all). */
   kcalls: number[];
   args?: string[];
+  /** More names for this endpoint (the single stack answers for nic, pf, ip, udp and tcp). */
+  aliases?: string[];
 }
 
 const COMMON_KCALLS = [K.EXIT, K.LOG, K.WHOIS];
@@ -31,6 +33,16 @@ export const SERVERS: BootEntry[] = [
   { name: "ip", module: "servers/ip.ts", kind: "server", cpu: 1, ipc: ["nic", "pf", "tcp", "udp", "syscall"], kcalls: STACK_KCALLS },
   { name: "udp", module: "servers/udp.ts", kind: "server", cpu: 1, ipc: ["ip", "pf", "nic", "syscall"], kcalls: STACK_KCALLS },
   { name: "tcp", module: "servers/tcp.ts", kind: "server", cpu: 1, ipc: ["ip", "pf", "nic", "syscall"], kcalls: STACK_KCALLS },
+];
+
+/** `--stack single`: the same layers in one server (the paper's combined stack). */
+export const SERVERS_SINGLE: BootEntry[] = [
+  SERVERS[0]!,
+  SERVERS[1]!,
+  {
+    name: "stack", module: "servers/stack.ts", kind: "server", cpu: 1, ipc: ["syscall"], kcalls: STACK_KCALLS,
+    aliases: ["nic", "pf", "ip", "udp", "tcp"],
+  },
 ];
 
 /** The table entry of an app: it may call the syscall server only. */

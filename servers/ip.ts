@@ -14,7 +14,7 @@ import type { Proc } from "../lib/sys/proc.ts";
 import { NO_REPLY, type ServerDef } from "../lib/sys/server.ts";
 import { loadStore, saveStore } from "../lib/sys/store.ts";
 import { Links, linkHandlers } from "../lib/net/links.ts";
-import type { Packet, PacketPort } from "../lib/net/port.ts";
+import type { Packet, Port } from "../lib/net/port.ts";
 import { complete, fail, netCallOf, num, type NetCall } from "../lib/net/netcall.ts";
 import { IpLayer, type IpAction } from "../lib/net/ip/ip.ts";
 import { writeEthernetHeader } from "../lib/net/ip/link.ts";
@@ -50,8 +50,8 @@ interface State {
 /** The engine's clock: wall time, so ARP ages stay true across a restart (see IpLayer.restore). */
 const clock = () => performance.timeOrigin + performance.now();
 
-function configure(proc: Proc): IpLayer {
-  const x = proc.init.extra as { addr?: string; gateway?: string; mac?: string };
+function configure(proc: Proc, links: Links): IpLayer {
+  const x = links.config as { addr?: string; gateway?: string; mac?: string };
   const [a, p] = String(x.addr ?? "10.0.2.15/24").split("/");
   const addr = parseIpv4Addr(a ?? "");
   const prefixLen = Number(p);
@@ -70,12 +70,12 @@ function configure(proc: Proc): IpLayer {
   return ip;
 }
 
-function init(proc: Proc): State {
-  const links = new Links(proc);
+/** The layer's state over its links (a server of its own, or a layer of servers/stack.ts). */
+export function initLayer(proc: Proc, links: Links): State {
   const pool = links.ownPool(POOL_BUFFERS, POOL_BUF, ["pf", "nic", "tcp", "udp"]);
-  const saved = loadStore(proc.init.store);
-  const ip = saved ? IpLayer.restore(saved, {}, clock()) : configure(proc);
-  if (!saved) saveStore(proc.init.store, ip.snapshot());
+  const saved = loadStore(links.store);
+  const ip = saved ? IpLayer.restore(saved, {}, clock()) : configure(proc, links);
+  if (!saved) saveStore(links.store, ip.snapshot());
   links.openUp("tcp");
   links.openUp("udp");
   const rnd = new Uint16Array(2);
@@ -197,6 +197,8 @@ function onCall(s: State, proc: Proc, c: NetCall, now: number): void {
   act(s, proc, r.actions);
 }
 
+const init = (proc: Proc) => initLayer(proc, new Links(proc));
+
 export const server: ServerDef<State> = {
   initFresh: init,
   initRestart: init,
@@ -239,7 +241,7 @@ export const server: ServerDef<State> = {
       });
     }
     for (const name of ["tcp", "udp"]) {
-      const t: PacketPort | undefined = s.links.port(name);
+      const t: Port | undefined = s.links.port(name);
       if (t) n += t.recv(64, (p, seg) => down(s, proc, p, seg, now));
     }
     const pnow = performance.now();
@@ -251,7 +253,7 @@ export const server: ServerDef<State> = {
       }
       if (pnow - s.lastSave > 1000) {
         s.lastSave = pnow;
-        saveStore(proc.init.store, s.ip.snapshot());
+        saveStore(s.links.store, s.ip.snapshot());
       }
     }
     if (n > 0) s.links.flush();

@@ -9,7 +9,7 @@ import type { Proc } from "../lib/sys/proc.ts";
 import type { ServerDef } from "../lib/sys/server.ts";
 import { loadStore, saveStore } from "../lib/sys/store.ts";
 import { Links, linkHandlers } from "../lib/net/links.ts";
-import type { PacketPort } from "../lib/net/port.ts";
+import type { Port } from "../lib/net/port.ts";
 import { PacketFilter } from "../lib/net/pf/filter.ts";
 import { parseRules } from "../lib/net/pf/rules.ts";
 import { ETH_HLEN } from "../lib/net/stackproto.ts";
@@ -28,10 +28,10 @@ function compile(text: string): PacketFilter {
   return new PacketFilter(r.rules);
 }
 
-function init(proc: Proc): State {
-  const links = new Links(proc);
-  const saved = loadStore(proc.init.store) as { rules?: string } | null;
-  const text = saved?.rules ?? String(proc.init.extra.rules ?? "");
+/** The layer's state over its links (a server of its own, or a layer of servers/stack.ts). */
+export function initLayer(proc: Proc, links: Links): State {
+  const saved = loadStore(links.store) as { rules?: string } | null;
+  const text = saved?.rules ?? String(links.config.rules ?? "");
   let filter: PacketFilter;
   try {
     filter = compile(text);
@@ -44,7 +44,7 @@ function init(proc: Proc): State {
 }
 
 /** Moves frames from one port to the other through the filter. */
-function pump(s: State, from: PacketPort | undefined, to: PacketPort | undefined, dir: "in" | "out", now: number): number {
+function pump(s: State, from: Port | undefined, to: Port | undefined, dir: "in" | "out", now: number): number {
   if (!from) return 0;
   return from.recv(64, (p, frame) => {
     let pass = true;
@@ -64,6 +64,8 @@ function pump(s: State, from: PacketPort | undefined, to: PacketPort | undefined
   });
 }
 
+const init = (proc: Proc) => initLayer(proc, new Links(proc));
+
 export const server: ServerDef<State> = {
   initFresh: init,
   initRestart: init,
@@ -79,7 +81,7 @@ export const server: ServerDef<State> = {
           if (!r.ok) throw new ErrnoError(EINVAL, r.errors.map((e) => `line ${e.line}: ${e.message}`).join("; "));
           s.filter.replaceRules(r.rules);
           s.rulesText = String(p.text ?? "");
-          saveStore(proc.init.store, { rules: s.rulesText });
+          saveStore(s.links.store, { rules: s.rulesText });
           return `loaded ${r.rules.length} rule(s); states kept`;
         }
         case "flush":

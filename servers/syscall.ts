@@ -19,6 +19,8 @@ interface Sleeper {
 
 interface FdEntry {
   server: number;
+  /** The layer that owns the socket (tcp or udp): one server may run several (--stack single). */
+  layer: string;
   sock: number;
 }
 
@@ -27,6 +29,7 @@ interface Forwarded {
   op: number;
   app: number;
   server: number;
+  layer: string;
   /** The server's generation when the call was forwarded: a restart loses the call. */
   gen: number;
   fd?: number;
@@ -72,10 +75,11 @@ function newFd(s: State, app: number, e: FdEntry): number {
   throw new ErrnoError(EMFILE, "too many open sockets");
 }
 
-function forward(s: State, proc: Proc, m: Message, server: number, sock: number | undefined, fd?: number): typeof NO_REPLY {
+function forward(s: State, proc: Proc, m: Message, layer: string, sock: number | undefined, fd?: number): typeof NO_REPLY {
+  const server = proc.endpoint(layer);
   const req = s.nextReq++;
-  s.forwarded.set(req, { msg: m, op: m.type, app: m.src, server, gen: kinfoGet(s.kinfo, server, KI.GEN), fd });
-  proc.send(server, NET.CALL, { req, app: m.src, op: m.type, sock, args: m.payload ?? {} });
+  s.forwarded.set(req, { msg: m, op: m.type, app: m.src, server, layer, gen: kinfoGet(s.kinfo, server, KI.GEN), fd });
+  proc.send(server, NET.CALL, { req, app: m.src, op: m.type, sock, layer, args: m.payload ?? {} });
   return NO_REPLY;
 }
 
@@ -84,7 +88,7 @@ function onFd(s: State, m: Message, proc: Proc): typeof NO_REPLY {
   const fd = (m.payload as { fd?: unknown } | undefined)?.fd;
   const e = typeof fd === "number" ? s.fds.get(m.src)?.get(fd) : undefined;
   if (!e) throw new ErrnoError(EBADF, `fd ${String(fd)} is not a socket`);
-  return forward(s, proc, m, e.server, e.sock, fd as number);
+  return forward(s, proc, m, e.layer, e.sock, fd as number);
 }
 
 function done(s: State, m: Message, proc: Proc): typeof NO_REPLY {
@@ -98,10 +102,10 @@ function done(s: State, m: Message, proc: Proc): typeof NO_REPLY {
   }
   try {
     if (f.op === SYS.SOCKET) {
-      proc.reply(f.msg, newFd(s, f.app, { server: f.server, sock: p!.value as number }));
+      proc.reply(f.msg, newFd(s, f.app, { server: f.server, layer: f.layer, sock: p!.value as number }));
     } else if (f.op === SYS.ACCEPT) {
       const v = p!.value as { sock: number; addr: number; port: number };
-      proc.reply(f.msg, { fd: newFd(s, f.app, { server: f.server, sock: v.sock }), addr: v.addr, port: v.port });
+      proc.reply(f.msg, { fd: newFd(s, f.app, { server: f.server, layer: f.layer, sock: v.sock }), addr: v.addr, port: v.port });
     } else {
       if (f.op === SYS.CLOSE && f.fd !== undefined) s.fds.get(f.app)?.delete(f.fd);
       proc.reply(f.msg, p!.value);
@@ -144,10 +148,9 @@ export const server: ServerDef<State> = {
       const type = typeof p.type === "number" ? p.type & 0xf : -1;
       const name = type === SOCK_STREAM ? "tcp" : type === SOCK_DGRAM ? "udp" : null;
       if (!name) throw new ErrnoError(EPROTONOSUPPORT, "only SOCK_STREAM and SOCK_DGRAM");
-      const ep = proc.endpoints[name];
-      if (ep === undefined) throw new ErrnoError(ESRCH, `no ${name} server`);
+      if (proc.endpoints[name] === undefined) throw new ErrnoError(ESRCH, `no ${name} server`);
       if ((s.fds.get(m.src)?.size ?? 0) >= MAX_FDS - 3) throw new ErrnoError(EMFILE, "too many open sockets");
-      return forward(s, proc, m, ep, undefined);
+      return forward(s, proc, m, name, undefined);
     },
     [SYS.BIND]: onFd,
     [SYS.LISTEN]: onFd,
@@ -161,7 +164,7 @@ export const server: ServerDef<State> = {
     [SYS.CLOSE]: onFd,
     [SYS.GETSOCKNAME]: onFd,
     [SYS.GETPEERNAME]: onFd,
-    [SYS.PING]: (s, m, proc) => forward(s, proc, m, proc.endpoint("ip"), undefined),
+    [SYS.PING]: (s, m, proc) => forward(s, proc, m, "ip", undefined),
     [NET.DONE]: done,
     [NET.APP_EXITED]: (s, m, proc) => {
       const app = (m.payload as { app?: number } | undefined)?.app;
@@ -169,7 +172,7 @@ export const server: ServerDef<State> = {
       const t = s.fds.get(app);
       s.fds.delete(app);
       const servers = new Set([...(t?.values() ?? [])].map((e) => e.server));
-      for (const ep of servers) proc.send(ep, NET.APP_EXITED, { app });
+      for (const ep of servers) proc.send(ep, NET.APP_EXITED, { app }); // every layer of that server closes the app's sockets
       return NO_REPLY;
     },
   },

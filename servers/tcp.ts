@@ -73,8 +73,8 @@ interface State {
   stats: { rxSegments: number; txSegments: number; badSegments: number; txDropped: number; accepted: number; resets: number };
 }
 
-function init(proc: Proc): State {
-  const links = new Links(proc);
+/** The layer's state over its links (a server of its own, or a layer of servers/stack.ts). */
+export function initLayer(_proc: Proc, links: Links): State {
   const pool = links.ownPool(POOL_BUFFERS, POOL_BUF, ["ip", "pf", "nic"]);
   const rnd = new Uint32Array(2);
   crypto.getRandomValues(rnd);
@@ -118,7 +118,7 @@ function sourceFor(s: State, proc: Proc, dst: number): number {
   const now = performance.now();
   const r = s.routes.get(dst);
   if (r && now - r.at < 60_000) return r.src;
-  const v = proc.sendrec(proc.endpoint("ip"), IPCALL.ROUTE, { dst }, 2000) as { src: number };
+  const v = s.links.call("ip", IPCALL.ROUTE, { dst }) as { src: number };
   s.routes.set(dst, { src: v.src, at: now });
   return v.src;
 }
@@ -434,6 +434,8 @@ function tick(s: State, proc: Proc, now: number): void {
     while (k.recvs.length > 0 && k.recvs[0]!.deadline <= now) fail(proc, k.recvs.shift()!.call, EAGAIN, "receive timed out");
   }
 }
+
+const init = (proc: Proc) => initLayer(proc, new Links(proc));
 
 export const server: ServerDef<State> = {
   initFresh: init,

@@ -10,7 +10,7 @@ import {
 import type { Proc } from "../lib/sys/proc.ts";
 import { NO_REPLY, type ServerDef } from "../lib/sys/server.ts";
 import { Links, linkHandlers } from "../lib/net/links.ts";
-import type { Packet, PacketPort } from "../lib/net/port.ts";
+import type { Packet, Port } from "../lib/net/port.ts";
 import { complete, fail, netCallOf, num, bytes as argBytes, type NetCall } from "../lib/net/netcall.ts";
 import { emitUdp, parseUdp, UDP_HEADER_LEN } from "../lib/net/udp.ts";
 import { IpProtocol } from "../lib/net/ipv4.ts";
@@ -56,8 +56,8 @@ const RCVBUF = 212_992;
 const MAX_DGRAM = 65_507;
 const POOL_BUF = 65_536 + 64;
 
-function init(proc: Proc): State {
-  const links = new Links(proc);
+/** The layer's state over its links (a server of its own, or a layer of servers/stack.ts). */
+export function initLayer(_proc: Proc, links: Links): State {
   // Created at start so every neighbour has attached it before the first datagram.
   const pool = links.ownPool(128, POOL_BUF, ["ip", "pf", "nic"]);
   return {
@@ -106,7 +106,7 @@ function sourceFor(s: State, proc: Proc, dst: number): number {
   const now = performance.now();
   const r = s.routes.get(dst);
   if (r && now - r.at < 60_000) return r.src;
-  const v = proc.sendrec(proc.endpoint("ip"), IPCALL.ROUTE, { dst }, 2000) as { src: number };
+  const v = s.links.call("ip", IPCALL.ROUTE, { dst }) as { src: number };
   s.routes.set(dst, { src: v.src, at: now });
   return v.src;
 }
@@ -221,7 +221,7 @@ function closeSock(s: State, proc: Proc, k: Sock): void {
 }
 
 /** A datagram from ip: find its socket, or ask ip to answer "port unreachable". */
-function onPacket(s: State, proc: Proc, ip: PacketPort, p: Packet, bytes: Uint8Array): void {
+function onPacket(s: State, proc: Proc, ip: Port, p: Packet, bytes: Uint8Array): void {
   const ihl = (p.tag >>> 8) & 0xff;
   const src = p.a >>> 0;
   const dst = p.b >>> 0;
@@ -248,6 +248,8 @@ function onPacket(s: State, proc: Proc, ip: PacketPort, p: Packet, bytes: Uint8A
   deliverTo(proc, k, { data: u.value.payload.slice(), addr: src, port: u.value.srcPort });
   s.links.pools.release(p);
 }
+
+const init = (proc: Proc) => initLayer(proc, new Links(proc));
 
 export const server: ServerDef<State> = {
   initFresh: init,

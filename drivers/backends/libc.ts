@@ -1,4 +1,4 @@
-// The libc calls the NIC backends need (open, ioctl, read, write, UDP sockets, poll) through bun:ffi.
+// The libc calls the NIC backends need (open, ioctl, read, write, UDP/TCP sockets, poll, epoll, timerfd) through bun:ffi.
 // All are used nonblocking from synchronous loops. The first dlopen takes the machine's dlopen lock.
 import { dlopen, FFIType, read as peek } from "bun:ffi";
 
@@ -19,6 +19,23 @@ export const MSG_TRUNC = 0x20;
 export const MSG_DONTWAIT = 0x40;
 export const POLLIN = 1;
 export const POLLOUT = 4;
+// For hostfwd.ts: TCP listeners on loopback, epoll, timerfd.
+export const SOCK_STREAM = 1;
+export const SO_REUSEADDR = 2;
+export const SO_LINGER = 13;
+export const SHUT_WR = 1;
+export const MSG_NOSIGNAL = 0x4000;
+export const EPOLLIN = 0x001;
+export const EPOLLOUT = 0x004;
+export const EPOLLERR = 0x008;
+export const EPOLLHUP = 0x010;
+export const EPOLL_CTL_ADD = 1;
+export const EPOLL_CTL_DEL = 2;
+export const EPOLL_CTL_MOD = 3;
+export const EPOLL_CLOEXEC = 0o2000000;
+export const CLOCK_MONOTONIC = 1;
+export const TFD_NONBLOCK = 0o4000;
+export const TFD_CLOEXEC = 0o2000000;
 
 function open() {
   return dlopen("libc.so.6", {
@@ -35,6 +52,14 @@ function open() {
     sendto: { args: [i32, ptr, u64, i32, ptr, u32], returns: i32 },
     recvfrom: { args: [i32, ptr, u64, i32, ptr, ptr], returns: i32 },
     poll: { args: [ptr, u64, i32], returns: i32 },
+    listen: { args: [i32, i32], returns: i32 },
+    accept4: { args: [i32, ptr, ptr, i32], returns: i32 },
+    shutdown: { args: [i32, i32], returns: i32 },
+    epoll_create1: { args: [i32], returns: i32 },
+    epoll_ctl: { args: [i32, i32, i32, ptr], returns: i32 },
+    epoll_wait: { args: [i32, ptr, i32, i32], returns: i32 },
+    timerfd_create: { args: [i32, i32], returns: i32 },
+    timerfd_settime: { args: [i32, i32, ptr, ptr], returns: i32 },
     __errno_location: { args: [], returns: ptr },
   });
 }

@@ -43,7 +43,76 @@ export class PoolSet {
   }
 }
 
-export class PacketPort {
+/** Either end of the way packets cross between two layers of the stack. */
+export interface Port {
+  readonly peer: number;
+  send(p: Packet): boolean;
+  flush(): void;
+  recv(max: number, fn: (p: Packet, bytes: Uint8Array) => void): number;
+  hasInput(): boolean;
+  readonly stats: { sent: number; received: number; full: number; stale: number };
+}
+
+/**
+ * Two layers in one server (`--stack single`, the paper's combined stack): the
+ * same descriptors, handed over through an in-process queue instead of a ring.
+ */
+export class LocalPort implements Port {
+  readonly peer: number;
+  readonly pools: PoolSet;
+  private readonly queue: Packet[] = [];
+  other!: LocalPort;
+  readonly stats = { sent: 0, received: 0, full: 0, stale: 0 };
+  private readonly limit: number;
+  constructor(peer: number, pools: PoolSet, limit = PORT_SLOTS) {
+    this.peer = peer;
+    this.pools = pools;
+    this.limit = limit;
+  }
+  /** Two ends joined to each other. */
+  static pair(ep: number, pools: PoolSet): [LocalPort, LocalPort] {
+    const a = new LocalPort(ep, pools);
+    const b = new LocalPort(ep, pools);
+    a.other = b;
+    b.other = a;
+    return [a, b];
+  }
+  send(p: Packet): boolean {
+    if (this.other.queue.length >= this.limit) {
+      this.stats.full++;
+      return false;
+    }
+    const pool = this.pools.get(p.pool);
+    if (!pool || !pool.transfer(p, this.peer)) {
+      this.stats.stale++;
+      return false;
+    }
+    this.other.queue.push({ ...p });
+    this.stats.sent++;
+    return true;
+  }
+  flush(): void {}
+  recv(max: number, fn: (p: Packet, bytes: Uint8Array) => void): number {
+    let n = 0;
+    while (n < max && this.queue.length > 0) {
+      const p = this.queue.shift()!;
+      n++;
+      const bytes = this.pools.view(p);
+      if (!bytes) {
+        this.stats.stale++;
+        continue;
+      }
+      this.stats.received++;
+      fn(p, bytes);
+    }
+    return n;
+  }
+  hasInput(): boolean {
+    return this.queue.length > 0;
+  }
+}
+
+export class PacketPort implements Port {
   readonly ch: Channel;
   readonly peer: number;
   readonly pools: PoolSet;

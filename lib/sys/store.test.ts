@@ -1,6 +1,6 @@
 // The store: what a server saves survives; torn or corrupt contents read as nothing.
 import { expect, test } from "vitest";
-import { loadStore, saveStore } from "./store.ts";
+import { loadStore, saveStore, storeRegion } from "./store.ts";
 
 test("saves and loads, and refuses what does not fit", () => {
   const sab = new SharedArrayBuffer(1024);
@@ -19,4 +19,15 @@ test("a corrupted payload or a write in progress loads as null", () => {
   saveStore(sab, { a: 2 });
   Atomics.add(new Int32Array(sab), 0, 1);
   expect(loadStore(sab)).toBeNull();
+});
+
+test("slices of one SAB are independent stores", () => {
+  const sab = new SharedArrayBuffer(4096);
+  const a = storeRegion(sab, 0, 2);
+  const b = storeRegion(sab, 1, 2);
+  saveStore(a, { layer: "pf" });
+  saveStore(b, { layer: "ip" });
+  expect(loadStore(a)).toEqual({ layer: "pf" });
+  expect(loadStore(b)).toEqual({ layer: "ip" });
+  expect(saveStore(a, "y".repeat(3000))).toBe(false);
 });
