@@ -4,6 +4,7 @@
 //                                               response after the request head) or
 //                                               read to EOF (--sink, the default)
 //   nc HOST PORT [--size N | --sink] [--send TEXT]  connect, then send or read to EOF
+// The result also has `ms`, from accept/connect to the end of the transfer.
 // The pattern byte i is (i * 7 + (i >>> 10)) & 0xff, so the far end can check it.
 // Prints and returns the byte count and an FNV-1a hash of the bytes.
 import { parseArgs } from "node:util";
@@ -112,7 +113,8 @@ export function main(argv: string[]) {
     fd = socket(AF_INET, SOCK_STREAM);
     connect(fd, inetAddr(pos[0]!), Number(pos[1]));
   }
-  let result: { bytes: number; hash: number };
+  let result: { bytes: number; hash: number; ms?: number };
+  const t0 = performance.now();
   if (o.send !== undefined) {
     const text = new TextEncoder().encode(o.send);
     sendAll(fd, text);
@@ -129,6 +131,8 @@ export function main(argv: string[]) {
     result = sink(fd);
   }
   close(fd);
-  puts(`nc: ${result.bytes} bytes, fnv ${result.hash.toString(16)}${peer ? ` (peer ${peer})` : ""}`);
+  result.ms = performance.now() - t0;
+  const rate = result.ms > 0 ? (result.bytes / 1e6 / (result.ms / 1000)).toFixed(1) : "-";
+  puts(`nc: ${result.bytes} bytes in ${result.ms.toFixed(0)} ms (${rate} MB/s), fnv ${result.hash.toString(16)}${peer ? ` (peer ${peer})` : ""}`);
   return { status: 0, result };
 }
