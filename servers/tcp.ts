@@ -20,6 +20,7 @@ import { IpProtocol } from "../lib/net/ipv4.ts";
 import { downTag, EPHEMERAL_HI, EPHEMERAL_LO, HEADROOM } from "../lib/net/stackproto.ts";
 import { isnFor, type Secret, TcpConnection, TcpListener, TcpTable, type Outgoing } from "../lib/net/tcp/index.ts";
 import type { TcpRepr } from "../lib/net/types.ts";
+import { MinHeap } from "../lib/sys/heap.ts";
 
 /** Most bytes one recv returns (a kernel message holds at most 16 KiB). */
 const MAX_IO = 8192;
@@ -70,6 +71,14 @@ interface State {
   nextEphemeral: number;
   routes: Map<number, { src: number; at: number }>;
   lastTick: number;
+  /** Connections by their next timer (lazy: an entry is checked against the connection when it fires). */
+  timers: MinHeap<TcpConnection>;
+  /** When each connection's earliest queued timer fires. */
+  scheduled: Map<TcpConnection, number>;
+  /** Sockets by local port (listeners, bound and connected ones). */
+  byPort: Map<number, Set<Sock>>;
+  /** Sockets with a receive that has a time limit. */
+  timedRecvs: Set<Sock>;
   stats: { rxSegments: number; txSegments: number; badSegments: number; txDropped: number; accepted: number; resets: number };
 }
 
@@ -81,6 +90,7 @@ export function initLayer(_proc: Proc, links: Links): State {
   return {
     links, pool, table: new TcpTable(), secret: [rnd[0]!, rnd[1]!], socks: new Map(), byConn: new Map(), byListener: new Map(),
     nextId: 1, nextEphemeral: EPHEMERAL_LO + (rnd[0]! % 1000), routes: new Map(), lastTick: 0,
+    timers: new MinHeap(), scheduled: new Map(), byPort: new Map(), timedRecvs: new Set(),
     stats: { rxSegments: 0, txSegments: 0, badSegments: 0, txDropped: 0, accepted: 0, resets: 0 },
   };
 }
@@ -100,9 +110,36 @@ function sockOf(s: State, c: NetCall): Sock {
   return k;
 }
 
+/** A port is taken by a listener or a bound, unconnected socket (accepted connections share their listener's). */
 function portInUse(s: State, port: number): boolean {
-  for (const k of s.socks.values()) if (k.lport === port && !k.closed && (k.listener || !k.conn)) return true;
+  for (const k of s.byPort.get(port) ?? []) if (!k.closed && (k.listener || !k.conn)) return true;
   return false;
+}
+
+function setPort(s: State, k: Sock, port: number): void {
+  if (k.lport !== 0) s.byPort.get(k.lport)?.delete(k);
+  k.lport = port;
+  let set = s.byPort.get(port);
+  if (!set) s.byPort.set(port, (set = new Set()));
+  set.add(k);
+}
+
+function forget(s: State, k: Sock): void {
+  s.socks.delete(k.id);
+  s.timedRecvs.delete(k);
+  const set = s.byPort.get(k.lport);
+  set?.delete(k);
+  if (set && set.size === 0) s.byPort.delete(k.lport);
+}
+
+/** Queues a connection's next timer unless an earlier one is queued already. */
+function schedule(s: State, c: TcpConnection): void {
+  const d = c.nextDeadline();
+  if (d < 0) return;
+  const at = s.scheduled.get(c);
+  if (at !== undefined && at <= d) return;
+  s.scheduled.set(c, d);
+  s.timers.push(d, c);
 }
 
 function ephemeral(s: State): number {
@@ -150,10 +187,14 @@ function transmitAll(s: State, out: Outgoing[]): void {
 /** Sends what a connection has to send and acts on its events. */
 function pump(s: State, proc: Proc, c: TcpConnection, now: number): void {
   for (const seg of c.poll(now)) transmit(s, c.local.addr, c.remote.addr, seg);
+  schedule(s, c);
   const k = s.byConn.get(c);
   for (const ev of c.events()) {
     if (!k) {
-      if (ev === "closed") s.table.remove(c);
+      if (ev === "closed") {
+        s.table.remove(c);
+        s.scheduled.delete(c);
+      }
       continue;
     }
     switch (ev) {
@@ -183,9 +224,10 @@ function pump(s: State, proc: Proc, c: TcpConnection, now: number): void {
       case "closed":
         s.table.remove(c);
         s.byConn.delete(c);
+        s.scheduled.delete(c);
         if (!k.error && !k.closed) k.error = k.connected ? 0 : ECONNREFUSED;
         failAll(proc, k);
-        if (k.closed) s.socks.delete(k.id);
+        if (k.closed) forget(s, k);
         break;
     }
   }
@@ -252,14 +294,14 @@ function onCall(s: State, proc: Proc, c: NetCall, now: number): void {
       if (port < 0 || port > 65535) throw new ErrnoError(EINVAL, "bad port");
       if (port !== 0 && portInUse(s, port)) throw new ErrnoError(EADDRINUSE, `port ${port} in use`);
       k.laddr = num(a, "addr", 0) >>> 0;
-      k.lport = port === 0 ? ephemeral(s) : port;
+      setPort(s, k, port === 0 ? ephemeral(s) : port);
       return complete(proc, c, 0);
     }
     case SYS.LISTEN: {
       const k = sockOf(s, c);
       if (k.conn) throw new ErrnoError(EISCONN, "connected");
       if (k.listener) return complete(proc, c, 0);
-      if (k.lport === 0) k.lport = ephemeral(s);
+      if (k.lport === 0) setPort(s, k, ephemeral(s));
       const backlog = Math.max(1, Math.min(4096, num(a, "backlog", 128)));
       const l = new TcpListener({ secret: s.secret }, backlog);
       if (!s.table.listen(k.laddr, k.lport, l)) throw new ErrnoError(EADDRINUSE, `port ${k.lport} in use`);
@@ -283,7 +325,7 @@ function onCall(s: State, proc: Proc, c: NetCall, now: number): void {
       const rport = num(a, "port", 0);
       if (!(rport > 0 && rport < 65536)) throw new ErrnoError(EINVAL, "bad port");
       const laddr = k.laddr !== 0 ? k.laddr : sourceFor(s, proc, raddr);
-      if (k.lport === 0) k.lport = ephemeral(s);
+      if (k.lport === 0) setPort(s, k, ephemeral(s));
       k.laddr = laddr;
       k.raddr = raddr;
       k.rport = rport;
@@ -319,6 +361,7 @@ function onCall(s: State, proc: Proc, c: NetCall, now: number): void {
       const max = Math.max(1, Math.min(MAX_IO, num(a, "max", MAX_IO)));
       const t = num(a, "timeoutMs", -1);
       k.recvs.push({ call: c, max, deadline: t >= 0 ? now + t : Number.POSITIVE_INFINITY });
+      if (t >= 0) s.timedRecvs.add(k);
       serveRecvs(proc, k);
       if (k.recvs.length > 0 && k.recvs[k.recvs.length - 1]!.call === c) {
         for (const seg of k.conn.poll(now)) transmit(s, k.conn.local.addr, k.conn.remote.addr, seg); // window update
@@ -364,7 +407,7 @@ function takeAccept(s: State, proc: Proc, k: Sock, c: NetCall): boolean {
   n.conn = conn;
   n.connected = true;
   n.laddr = conn.local.addr;
-  n.lport = conn.local.port;
+  setPort(s, n, conn.local.port);
   n.raddr = conn.remote.addr;
   n.rport = conn.remote.port;
   s.byConn.set(conn, n);
@@ -389,14 +432,14 @@ function closeSock(s: State, proc: Proc, k: Sock, now: number): void {
       c.abort();
       pump(s, proc, c, now);
     }
-    s.socks.delete(k.id);
+    forget(s, k);
     return;
   }
   if (k.conn) {
     // The connection lives on (FIN, TIME_WAIT) until its "closed" event.
     k.conn.close();
     pump(s, proc, k.conn, now);
-  } else s.socks.delete(k.id);
+  } else forget(s, k);
 }
 
 // ---- input -------------------------------------------------------------------
@@ -422,16 +465,23 @@ function onSegment(s: State, proc: Proc, p: Packet, bytes: Uint8Array, now: numb
 }
 
 function tick(s: State, proc: Proc, now: number): void {
-  for (const l of s.table.listenersAll()) transmitAll(s, l.onTick(now).map((o) => ({ src: o.src, dst: o.dst, seg: o.seg })));
-  for (const c of [...s.table.conns.values()]) {
+  for (const l of s.table.listenersAll()) {
+    if (l.nextDeadline() >= 0 && l.nextDeadline() <= now) transmitAll(s, l.onTick(now).map((o) => ({ src: o.src, dst: o.dst, seg: o.seg })));
+  }
+  // Only the connections whose timer is due: no scan of the table.
+  while (s.timers.peekKey() <= now) {
+    const c = s.timers.pop()!;
+    if (s.scheduled.get(c) === undefined) continue; // closed since
+    s.scheduled.delete(c);
     const d = c.nextDeadline();
     if (d >= 0 && d <= now) {
       c.onTick(now);
       pump(s, proc, c, now);
-    }
+    } else schedule(s, c); // moved later: queue it again
   }
-  for (const k of s.socks.values()) {
+  for (const k of s.timedRecvs) {
     while (k.recvs.length > 0 && k.recvs[0]!.deadline <= now) fail(proc, k.recvs.shift()!.call, EAGAIN, "receive timed out");
+    if (!k.recvs.some((w) => w.deadline !== Number.POSITIVE_INFINITY)) s.timedRecvs.delete(k);
   }
 }
 
@@ -480,5 +530,5 @@ export const server: ServerDef<State> = {
     s.links.flush();
     return did;
   },
-  nextDeadline: (s) => (s.table.size > 0 || s.socks.size > 0 ? 5 : Number.POSITIVE_INFINITY),
+  nextDeadline: (s) => (s.table.size > 0 || s.socks.size > 0 ? Math.max(1, Math.min(5, s.timers.peekKey() - performance.now())) : Number.POSITIVE_INFINITY),
 };
