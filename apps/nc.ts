@@ -4,14 +4,17 @@
 //                                               response after the request head) or
 //                                               read to EOF (--sink, the default)
 //   nc HOST PORT [--size N | --sink] [--send TEXT]  connect, then send or read to EOF
+//   --file PATH (with -l or HOST PORT): send that file (from the host's file system)
 // The result also has `ms`, from accept/connect to the end of the transfer.
 // The pattern byte i is (i * 7 + (i >>> 10)) & 0xff, so the far end can check it.
 // Prints and returns the byte count and an FNV-1a hash of the bytes.
 import { parseArgs } from "node:util";
+import { readFileSync } from "node:fs";
 import {
   accept, AF_INET, bind, close, connect, inetAddr, listen, recv, recvfrom, sendAll, sendto, shutdown, SOCK_DGRAM, SOCK_STREAM, socket,
 } from "../libc/net.ts";
 import { puts } from "../libc/stdio.ts";
+import { EINTR, ErrnoError } from "../lib/sys/errno.ts";
 
 export function pattern(off: number, n: number): Uint8Array {
   const b = new Uint8Array(n);
@@ -68,7 +71,7 @@ export function main(argv: string[]) {
       args: argv.slice(1),
       options: {
         l: { type: "boolean" }, u: { type: "boolean" }, http: { type: "boolean" }, size: { type: "string" },
-        sink: { type: "boolean" }, send: { type: "string" },
+        sink: { type: "boolean" }, send: { type: "string" }, file: { type: "string" },
       },
       allowPositionals: true,
     });
@@ -80,14 +83,23 @@ export function main(argv: string[]) {
   const pos = v.positionals;
   const size = o.size === undefined ? -1 : Number(o.size);
   if ((o.l && pos.length !== 1) || (!o.l && pos.length !== 2) || (o.size !== undefined && !(size >= 0))) {
-    puts("usage: nc -l PORT [-u] [--http] [--size N | --sink]  |  nc HOST PORT [-u] [--size N | --sink] [--send TEXT]");
+    puts("usage: nc -l PORT [-u] [--http] [--size N | --file PATH | --sink]  |  nc HOST PORT [-u] [--size N | --file PATH | --sink] [--send TEXT]");
     return 2;
   }
   if (o.u) {
     const fd = socket(AF_INET, SOCK_DGRAM);
     if (o.l) {
       bind(fd, 0, Number(pos[0]));
-      const d = recvfrom(fd, 65536);
+      // A udp server restart interrupts the wait (EINTR); the socket itself survives it.
+      let d;
+      for (;;) {
+        try {
+          d = recvfrom(fd, 65536);
+          break;
+        } catch (e) {
+          if (!(e instanceof ErrnoError && e.errno === EINTR)) throw e;
+        }
+      }
       sendto(fd, d.data, d.addr, d.port); // echo one datagram back
       close(fd);
       return { status: 0, result: { bytes: d.data.length, from: d.addr, port: d.port } };
@@ -120,6 +132,16 @@ export function main(argv: string[]) {
     sendAll(fd, text);
     shutdown(fd, 1);
     result = sink(fd);
+  } else if (o.file !== undefined) {
+    // newts has no file system yet: the file comes from the host's.
+    const data = new Uint8Array(readFileSync(o.file));
+    if (o.http) {
+      readHead(fd);
+      sendAll(fd, new TextEncoder().encode(`HTTP/1.0 200 OK\r\nContent-Length: ${data.length}\r\n\r\n`));
+    }
+    sendAll(fd, data);
+    shutdown(fd, 1);
+    result = { bytes: data.length, hash: fnv(0x811c9dc5, data) };
   } else if (size >= 0) {
     if (o.http) {
       readHead(fd);

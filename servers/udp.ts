@@ -10,6 +10,7 @@ import {
 import type { Proc } from "../lib/sys/proc.ts";
 import { NO_REPLY, type ServerDef } from "../lib/sys/server.ts";
 import { Links, linkHandlers } from "../lib/net/links.ts";
+import { loadStore, saveStore } from "../lib/sys/store.ts";
 import type { Packet, Port } from "../lib/net/port.ts";
 import { complete, fail, netCallOf, num, bytes as argBytes, type NetCall } from "../lib/net/netcall.ts";
 import { emitUdp, parseUdp, UDP_HEADER_LEN } from "../lib/net/udp.ts";
@@ -49,21 +50,59 @@ interface State {
   nextId: number;
   nextEphemeral: number;
   routes: Map<number, { src: number; at: number }>;
-  stats: { rx: number; tx: number; rxDrops: number; noPort: number; badChecksum: number; rcvbufFull: number };
+  /** The socket table changed since it was last saved. */
+  dirty: boolean;
+  stats: { rx: number; tx: number; rxDrops: number; noPort: number; badChecksum: number; rcvbufFull: number; saveFailed: number };
 }
 
 const RCVBUF = 212_992;
 const MAX_DGRAM = 65_507;
 const POOL_BUF = 65_536 + 64;
 
+/** What survives a restart: the socket table (design §6: UDP bindings live in shared memory). */
+interface SavedSock {
+  id: number;
+  app: number;
+  laddr: number;
+  lport: number;
+  raddr: number;
+  rport: number;
+}
+
+function save(s: State): void {
+  s.dirty = false;
+  const socks: SavedSock[] = [];
+  for (const k of s.socks.values()) socks.push({ id: k.id, app: k.app, laddr: k.laddr, lport: k.lport, raddr: k.raddr, rport: k.rport });
+  if (!saveStore(s.links.store, { nextId: s.nextId, socks })) s.stats.saveFailed++;
+}
+
+function restore(s: State): void {
+  const saved = loadStore(s.links.store) as { nextId?: number; socks?: SavedSock[] } | null;
+  if (!saved || !Array.isArray(saved.socks)) return;
+  for (const x of saved.socks) {
+    if (typeof x?.id !== "number" || typeof x.lport !== "number") continue;
+    const k: Sock = { id: x.id, app: x.app, laddr: x.laddr >>> 0, lport: 0, raddr: x.raddr >>> 0, rport: x.rport, rxq: [], rxBytes: 0, waiters: [] };
+    s.socks.set(k.id, k);
+    if (x.lport !== 0) {
+      k.lport = x.lport;
+      const list = s.byPort.get(k.lport) ?? [];
+      list.push(k);
+      s.byPort.set(k.lport, list);
+    }
+  }
+  s.nextId = Math.max(s.nextId, Number(saved.nextId) || 1);
+}
+
 /** The layer's state over its links (a server of its own, or a layer of servers/stack.ts). */
 export function initLayer(_proc: Proc, links: Links): State {
   // Created at start so every neighbour has attached it before the first datagram.
   const pool = links.ownPool(128, POOL_BUF, ["ip", "pf", "nic"]);
-  return {
+  const s: State = {
     links, pool, socks: new Map(), byPort: new Map(), nextId: 1, nextEphemeral: EPHEMERAL_LO,
-    routes: new Map(), stats: { rx: 0, tx: 0, rxDrops: 0, noPort: 0, badChecksum: 0, rcvbufFull: 0 },
+    routes: new Map(), dirty: false, stats: { rx: 0, tx: 0, rxDrops: 0, noPort: 0, badChecksum: 0, rcvbufFull: 0, saveFailed: 0 },
   };
+  restore(s);
+  return s;
 }
 
 function sockOf(s: State, c: NetCall): Sock {
@@ -88,12 +127,14 @@ function bindPort(s: State, k: Sock, addr: number, port: number): void {
   }
   k.laddr = addr >>> 0;
   k.lport = port;
+  s.dirty = true;
   const list = s.byPort.get(port) ?? [];
   list.push(k);
   s.byPort.set(port, list);
 }
 
 function unbind(s: State, k: Sock): void {
+  s.dirty = true;
   const list = s.byPort.get(k.lport);
   if (!list) return;
   const rest = list.filter((o) => o !== k);
@@ -152,6 +193,7 @@ function onCall(s: State, proc: Proc, c: NetCall): void {
     case SYS.SOCKET: {
       const k: Sock = { id: s.nextId++, app: c.app, laddr: 0, lport: 0, raddr: 0, rport: 0, rxq: [], rxBytes: 0, waiters: [] };
       s.socks.set(k.id, k);
+      s.dirty = true;
       return complete(proc, c, k.id);
     }
     case SYS.BIND: {
@@ -164,6 +206,7 @@ function onCall(s: State, proc: Proc, c: NetCall): void {
       const k = sockOf(s, c);
       k.raddr = num(a, "addr", 0) >>> 0;
       k.rport = num(a, "port", 0);
+      s.dirty = true;
       if (k.lport === 0) bindPort(s, k, 0, 0);
       return complete(proc, c, 0);
     }
@@ -218,6 +261,7 @@ function closeSock(s: State, proc: Proc, k: Sock): void {
   k.waiters = [];
   unbind(s, k);
   s.socks.delete(k.id);
+  s.dirty = true;
 }
 
 /** A datagram from ip: find its socket, or ask ip to answer "port unreachable". */
@@ -265,11 +309,13 @@ export const server: ServerDef<State> = {
         if (!(e instanceof ErrnoError)) throw e;
         fail(proc, c, e.errno, e.message);
       }
+      if (s.dirty) save(s);
       return NO_REPLY;
     },
     [NET.APP_EXITED]: (s, m: Message, proc) => {
       const app = (m.payload as { app?: number } | undefined)?.app;
       for (const k of [...s.socks.values()]) if (k.app === app) closeSock(s, proc, k);
+      save(s);
       return NO_REPLY;
     },
   },

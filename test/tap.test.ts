@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { Machine, ROOT } from "../kernel/boot.ts";
 import { lacking } from "./support/needs.ts";
 import { fnvFile, killAll, nsExec } from "./support/net.ts";
-import { sleep } from "./support/machine.ts";
+import { sleep, untilAnswers } from "./support/machine.ts";
 
 const NS = "nt-tap";
 const DEV = "nttap0";
@@ -62,6 +62,28 @@ describe.skipIf(why !== null)("over TAP against the Linux stack", () => {
     const [bytes, hash] = r.stdout.trim().split("\n").pop()!.split(" ").map(Number);
     expect(bytes).toBe(1_000_000);
     expect(hash).toBe((e.result as { hash: number }).hash);
+  });
+
+  test("in-OS nc sends a file to curl", async () => {
+    const file = join(ROOT, "README.md");
+    const app = await m.spawn("nc", ["-l", "8083", "--http", "--file", file]);
+    await sleep(200);
+    const r = await nsExec(NS, ["curl", "-s", "-m", "10", "-o", OUT, "http://10.0.2.15:8083/"]);
+    expect(r.code).toBe(0);
+    expect(fnvFile(OUT)).toEqual(fnvFile(file));
+    expect((await m.waitApp(app)).status).toBe(0);
+  });
+
+  test("a UDP socket keeps its binding across a udp server restart and echoes a datagram", async () => {
+    const app = await m.spawn("nc", ["-u", "-l", "5353"]);
+    await sleep(300);
+    await m.ctl("kill", ["udp"]);
+    await untilAnswers(m, "udp");
+    const r = await nsExec(NS, ["bash", "-c", "exec 3<>/dev/udp/10.0.2.15/5353; printf 'hello newts' >&3; timeout 3 head -c 11 <&3"]);
+    expect(r.stdout).toBe("hello newts");
+    const e = await m.waitApp(app);
+    expect(e.status).toBe(0);
+    expect((e.result as { bytes: number }).bytes).toBe(11);
   });
 
   test("a closed port answers with RST (connection refused at once)", async () => {
