@@ -8,6 +8,7 @@ export const DEBIAN_PACKAGES: Record<string, string> = {
   ip: "iproute2",
   ping: "iputils-ping",
   tcpdump: "tcpdump",
+  curl: "curl",
 };
 
 export function haveTool(tool: string): boolean {
