@@ -11,11 +11,11 @@ import type { Message } from "../lib/ipc/message.ts";
 import type { PoolOwner } from "../lib/ipc/pool.ts";
 import { EHOSTUNREACH, EINVAL, ErrnoError, ETIMEDOUT } from "../lib/sys/errno.ts";
 import type { Proc } from "../lib/sys/proc.ts";
-import { NO_REPLY, type ServerDef } from "../lib/sys/server.ts";
+import type { ServerDef } from "../lib/sys/server.ts";
 import { loadStore, saveStore } from "../lib/sys/store.ts";
 import { Links, linkHandlers } from "../lib/net/links.ts";
 import type { Packet, Port } from "../lib/net/port.ts";
-import { complete, fail, netCallOf, num, type NetCall } from "../lib/net/netcall.ts";
+import { complete, fail, netCallHandler, num, type NetCall } from "../lib/net/netcall.ts";
 import { IpLayer, type IpAction } from "../lib/net/ip/ip.ts";
 import { writeEthernetHeader } from "../lib/net/ip/link.ts";
 import { emitIpv4, IpProtocol } from "../lib/net/ipv4.ts";
@@ -212,18 +212,7 @@ export const server: ServerDef<State> = {
       return { src: iface.addr, mtu: iface.mtu, iface: iface.name };
     },
     [IPCALL.ADDRS]: (s) => s.ip.ifaces.list().map((i) => ({ name: i.name, addr: i.addr, prefix: i.prefixLen, mtu: i.mtu })),
-    [NET.CALL]: (s, m: Message, proc) => {
-      const c = netCallOf(m);
-      if (!c) return NO_REPLY;
-      try {
-        onCall(s, proc, c, clock());
-      } catch (e) {
-        if (!(e instanceof ErrnoError)) throw e;
-        fail(proc, c, e.errno, e.message);
-      }
-      s.links.flush();
-      return NO_REPLY;
-    },
+    [NET.CALL]: netCallHandler<State>((s, proc, c) => onCall(s, proc, c, clock()), (s) => s.links.flush()),
     [SRV_CTL]: (s) => ({
       ifaces: s.ip.ifaces.list().map((i) => `${i.name} ${formatIpv4Addr(i.addr)}/${i.prefixLen} mtu ${i.mtu}`),
       routes: s.ip.routes.list().map((r) => `${formatIpv4Addr(r.dest)}/${r.prefixLen} via ${r.gateway ? formatIpv4Addr(r.gateway) : "link"} dev ${r.iface}`),

@@ -3,7 +3,7 @@
 // in place; outgoing segments are built in tcp's own pool, headroom left for ip.
 // Socket calls come forwarded by the syscall server and may be held (a blocking
 // accept, connect or recv) until the machine's events complete them.
-import { IPCALL, NET, SRV_CTL, SYS } from "../lib/ipc/calls.ts";
+import { NET, SRV_CTL, SYS } from "../lib/ipc/calls.ts";
 import type { Message } from "../lib/ipc/message.ts";
 import type { PoolOwner } from "../lib/ipc/pool.ts";
 import {
@@ -14,7 +14,7 @@ import type { Proc } from "../lib/sys/proc.ts";
 import { NO_REPLY, type ServerDef } from "../lib/sys/server.ts";
 import { Links, linkHandlers } from "../lib/net/links.ts";
 import type { Packet } from "../lib/net/port.ts";
-import { complete, fail, netCallOf, num, bytes as argBytes, type NetCall } from "../lib/net/netcall.ts";
+import { complete, fail, netCallHandler, num, bytes as argBytes, type NetCall } from "../lib/net/netcall.ts";
 import { emitTcp, parseTcp, tcpBufferLen } from "../lib/net/tcp-wire.ts";
 import { IpProtocol } from "../lib/net/ipv4.ts";
 import { downTag, EPHEMERAL_HI, EPHEMERAL_LO, HEADROOM } from "../lib/net/stackproto.ts";
@@ -69,7 +69,6 @@ interface State {
   /** Connections that outlive their socket (closing) or wait in a listener's queue. */
   nextId: number;
   nextEphemeral: number;
-  routes: Map<number, { src: number; at: number }>;
   lastTick: number;
   /** Connections by their next timer (lazy: an entry is checked against the connection when it fires). */
   timers: MinHeap<TcpConnection>;
@@ -89,7 +88,7 @@ export function initLayer(_proc: Proc, links: Links): State {
   crypto.getRandomValues(rnd);
   return {
     links, pool, table: new TcpTable(), secret: [rnd[0]!, rnd[1]!], socks: new Map(), byConn: new Map(), byListener: new Map(),
-    nextId: 1, nextEphemeral: EPHEMERAL_LO + (rnd[0]! % 1000), routes: new Map(), lastTick: 0,
+    nextId: 1, nextEphemeral: EPHEMERAL_LO + (rnd[0]! % 1000), lastTick: 0,
     timers: new MinHeap(), scheduled: new Map(), byPort: new Map(), timedRecvs: new Set(),
     stats: { rxSegments: 0, txSegments: 0, badSegments: 0, txDropped: 0, accepted: 0, resets: 0 },
   };
@@ -149,15 +148,6 @@ function ephemeral(s: State): number {
     if (!portInUse(s, p)) return p;
   }
   throw new ErrnoError(EADDRINUSE, "no ephemeral port left");
-}
-
-function sourceFor(s: State, proc: Proc, dst: number): number {
-  const now = performance.now();
-  const r = s.routes.get(dst);
-  if (r && now - r.at < 60_000) return r.src;
-  const v = s.links.call("ip", IPCALL.ROUTE, { dst }) as { src: number };
-  s.routes.set(dst, { src: v.src, at: now });
-  return v.src;
 }
 
 // ---- output ------------------------------------------------------------------
@@ -324,7 +314,7 @@ function onCall(s: State, proc: Proc, c: NetCall, now: number): void {
       const raddr = num(a, "addr", 0) >>> 0;
       const rport = num(a, "port", 0);
       if (!(rport > 0 && rport < 65536)) throw new ErrnoError(EINVAL, "bad port");
-      const laddr = k.laddr !== 0 ? k.laddr : sourceFor(s, proc, raddr);
+      const laddr = k.laddr !== 0 ? k.laddr : s.links.sourceFor(raddr);
       if (k.lport === 0) setPort(s, k, ephemeral(s));
       k.laddr = laddr;
       k.raddr = raddr;
@@ -492,18 +482,7 @@ export const server: ServerDef<State> = {
   initRestart: init,
   handlers: {
     ...linkHandlers<State>(),
-    [NET.CALL]: (s, m: Message, proc) => {
-      const c = netCallOf(m);
-      if (!c) return NO_REPLY;
-      try {
-        onCall(s, proc, c, performance.now());
-      } catch (e) {
-        if (!(e instanceof ErrnoError)) throw e;
-        fail(proc, c, e.errno, e.message);
-      }
-      s.links.flush();
-      return NO_REPLY;
-    },
+    [NET.CALL]: netCallHandler<State>((s, proc, c) => onCall(s, proc, c, performance.now()), (s) => s.links.flush()),
     [NET.APP_EXITED]: (s, m: Message, proc) => {
       const app = (m.payload as { app?: number } | undefined)?.app;
       for (const k of [...s.socks.values()]) if (k.app === app && !k.closed) closeSock(s, proc, k, performance.now());

@@ -1,7 +1,7 @@
 // The udp server: datagram sockets. Datagrams arrive from ip as descriptors into
 // the driver's pool and are copied into the socket's queue; outgoing datagrams are
 // built in udp's own pool and handed to ip without a copy.
-import { IPCALL, NET, SYS } from "../lib/ipc/calls.ts";
+import { NET, SYS } from "../lib/ipc/calls.ts";
 import type { Message } from "../lib/ipc/message.ts";
 import type { PoolOwner } from "../lib/ipc/pool.ts";
 import {
@@ -12,7 +12,7 @@ import { NO_REPLY, type ServerDef } from "../lib/sys/server.ts";
 import { Links, linkHandlers } from "../lib/net/links.ts";
 import { loadStore, saveStore } from "../lib/sys/store.ts";
 import type { Packet, Port } from "../lib/net/port.ts";
-import { complete, fail, netCallOf, num, bytes as argBytes, type NetCall } from "../lib/net/netcall.ts";
+import { complete, fail, netCallHandler, num, bytes as argBytes, type NetCall } from "../lib/net/netcall.ts";
 import { emitUdp, parseUdp, UDP_HEADER_LEN } from "../lib/net/udp.ts";
 import { IpProtocol } from "../lib/net/ipv4.ts";
 import { UnreachableCode } from "../lib/net/icmp.ts";
@@ -49,7 +49,6 @@ interface State {
   byPort: Map<number, Sock[]>;
   nextId: number;
   nextEphemeral: number;
-  routes: Map<number, { src: number; at: number }>;
   /** The socket table changed since it was last saved. */
   dirty: boolean;
   stats: { rx: number; tx: number; rxDrops: number; noPort: number; badChecksum: number; rcvbufFull: number; saveFailed: number };
@@ -99,7 +98,7 @@ export function initLayer(_proc: Proc, links: Links): State {
   const pool = links.ownPool(128, POOL_BUF, ["ip", "pf", "nic"]);
   const s: State = {
     links, pool, socks: new Map(), byPort: new Map(), nextId: 1, nextEphemeral: EPHEMERAL_LO,
-    routes: new Map(), dirty: false, stats: { rx: 0, tx: 0, rxDrops: 0, noPort: 0, badChecksum: 0, rcvbufFull: 0, saveFailed: 0 },
+    dirty: false, stats: { rx: 0, tx: 0, rxDrops: 0, noPort: 0, badChecksum: 0, rcvbufFull: 0, saveFailed: 0 },
   };
   restore(s);
   return s;
@@ -143,20 +142,11 @@ function unbind(s: State, k: Sock): void {
 }
 
 /** The source address for a destination (asks ip once a minute per destination). */
-function sourceFor(s: State, proc: Proc, dst: number): number {
-  const now = performance.now();
-  const r = s.routes.get(dst);
-  if (r && now - r.at < 60_000) return r.src;
-  const v = s.links.call("ip", IPCALL.ROUTE, { dst }) as { src: number };
-  s.routes.set(dst, { src: v.src, at: now });
-  return v.src;
-}
-
 function sendDgram(s: State, proc: Proc, k: Sock, data: Uint8Array, dst: number, dport: number): number {
   if (data.length > MAX_DGRAM) throw new ErrnoError(EMSGSIZE, `datagram of ${data.length} bytes`);
   if (!(dport > 0 && dport < 65536)) throw new ErrnoError(EINVAL, "bad destination port");
   if (k.lport === 0) bindPort(s, k, 0, 0);
-  const src = k.laddr !== 0 ? k.laddr : sourceFor(s, proc, dst);
+  const src = k.laddr !== 0 ? k.laddr : s.links.sourceFor(dst);
   const ip = s.links.port("ip");
   const d = s.pool.alloc(UDP_HEADER_LEN + data.length, HEADROOM);
   if (!d || !ip) throw new ErrnoError(ENOBUFS, "no buffer for the datagram");
@@ -300,18 +290,7 @@ export const server: ServerDef<State> = {
   initRestart: init,
   handlers: {
     ...linkHandlers<State>(),
-    [NET.CALL]: (s, m: Message, proc) => {
-      const c = netCallOf(m);
-      if (!c) return NO_REPLY;
-      try {
-        onCall(s, proc, c);
-      } catch (e) {
-        if (!(e instanceof ErrnoError)) throw e;
-        fail(proc, c, e.errno, e.message);
-      }
-      if (s.dirty) save(s);
-      return NO_REPLY;
-    },
+    [NET.CALL]: netCallHandler<State>(onCall, (s) => s.dirty && save(s)),
     [NET.APP_EXITED]: (s, m: Message, proc) => {
       const app = (m.payload as { app?: number } | undefined)?.app;
       for (const k of [...s.socks.values()]) if (k.app === app) closeSock(s, proc, k);

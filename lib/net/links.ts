@@ -9,7 +9,7 @@
 //
 // Single stack (`--stack single`, servers/stack.ts): all layers in one server,
 // joined by LocalPorts; calls between layers are function calls.
-import { KC } from "../ipc/calls.ts";
+import { IPCALL, KC } from "../ipc/calls.ts";
 import type { Message } from "../ipc/message.ts";
 import { PoolOwner } from "../ipc/pool.ts";
 import type { ChannelInfo, PoolInfo, Proc } from "../sys/proc.ts";
@@ -116,6 +116,18 @@ export class Links {
 
   flush(): void {
     for (const p of this.ports.values()) p.flush();
+  }
+
+  private readonly routes = new Map<number, { src: number; at: number }>();
+
+  /** Our address towards `dst` (asks ip, then remembers it for a minute). */
+  sourceFor(dst: number): number {
+    const now = performance.now();
+    const r = this.routes.get(dst);
+    if (r && now - r.at < 60_000) return r.src;
+    const v = this.call("ip", IPCALL.ROUTE, { dst }) as { src: number };
+    this.routes.set(dst, { src: v.src, at: now });
+    return v.src;
   }
 }
 

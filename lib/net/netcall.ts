@@ -4,7 +4,8 @@
 import { NET } from "../ipc/calls.ts";
 import type { Message } from "../ipc/message.ts";
 import type { Proc } from "../sys/proc.ts";
-import { errnoName } from "../sys/errno.ts";
+import { ErrnoError, errnoName } from "../sys/errno.ts";
+import { NO_REPLY, type Handler } from "../sys/server.ts";
 
 export interface NetCall {
   req: number;
@@ -41,4 +42,24 @@ export function num(args: Record<string, unknown>, key: string, dflt: number): n
 export function bytes(args: Record<string, unknown>, key: string): Uint8Array | null {
   const v = args[key];
   return v instanceof Uint8Array ? v : null;
+}
+
+/**
+ * The NET.CALL handler of a stack layer: decodes the call, runs `onCall`, turns
+ * an ErrnoError into a failed completion (anything else is a bug: it crashes the
+ * server), then runs `after` (flush ports, save state).
+ */
+export function netCallHandler<S>(onCall: (s: S, proc: Proc, c: NetCall) => void, after?: (s: S) => void): Handler<S> {
+  return (s, m, proc) => {
+    const c = netCallOf(m);
+    if (!c) return NO_REPLY;
+    try {
+      onCall(s, proc, c);
+    } catch (e) {
+      if (!(e instanceof ErrnoError)) throw e;
+      fail(proc, c, e.errno, e.message);
+    }
+    after?.(s);
+    return NO_REPLY;
+  };
 }
