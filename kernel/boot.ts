@@ -23,10 +23,13 @@ export interface BootOptions {
   /** More boot-table entries after the servers (tests: apps with their own ACLs). */
   extra?: BootEntry[];
   /**
-   * The wire under the NIC: "none", "tap[,ns=NS,dev=DEV,addr=A/N]" or
-   * "dgram,local=P,remote=P" with optional fault rates (drivers/wire.ts). Default none.
+   * The wire under the NIC: "none", "tap[,ns=NS,dev=DEV,addr=A/N]",
+   * "dgram,local=P,remote=P" or "hostfwd[,net=,host=,guest=]", with optional fault
+   * rates (drivers/wire.ts). Default: hostfwd when `hostfwd` has rules, else none.
    */
   net?: string;
+  /** Port forwarding rules "tcp:HOSTPORT:GUESTPORT" for the hostfwd wire (127.0.0.1:HOSTPORT -> newts:GUESTPORT). */
+  hostfwd?: string[];
   /** Record the NIC's frames here (pcap). */
   pcap?: string;
   /** newts's address with prefix, and its gateway. Defaults 10.0.2.15/24 and 10.0.2.2 (QEMU's user network). */
@@ -103,7 +106,8 @@ export class Machine {
     // The machine owns the wire (a device outlives its driver); the nic attaches to its fd.
     let opened: ReturnType<typeof openWire>;
     try {
-      opened = openWire(opts.net ?? "none", { pcap: opts.pcap, mac: opts.mac, lock });
+      const net = opts.net ?? (opts.hostfwd?.length ? "hostfwd" : "none");
+      opened = openWire(net, { pcap: opts.pcap, mac: opts.mac, lock, hostfwd: opts.hostfwd });
     } catch (e) {
       return Promise.reject(e);
     }

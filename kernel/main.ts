@@ -2,6 +2,7 @@
 import { parseArgs } from "node:util";
 import { existsSync, readFileSync, unlinkSync } from "node:fs";
 import { parseRules } from "../lib/net/pf/rules.ts";
+import { parseHostfwd } from "../drivers/backends/hostfwd.ts";
 import { Machine, parseAppSpec, type AppSpec } from "./boot.ts";
 import { ctlRequest, defaultCtlPath, type CtlReply, type CtlRequest } from "./ctlproto.ts";
 
@@ -13,12 +14,18 @@ pf, ip, udp, tcp), then the apps.
 options:
   --app "NAME ARGS"   start apps/NAME.ts with ARGS (repeatable)
   --no-apps           start no apps
-  --net SPEC          the wire under the NIC (default none):
+  --net SPEC          the wire under the NIC (default hostfwd):
                         tap[,ns=newts,dev=newts0,addr=10.0.2.2/24]  a TAP device whose Linux
                           end lives in a network namespace newts creates (root): then
                           'ip netns exec newts ping 10.0.2.15' reaches newts
                         dgram,local=PORT,remote=PORT  frames as UDP datagrams on loopback
                           (two newts instances); add ,loss=R,dup=R,reorder=R,corrupt=R,seed=N
+                        hostfwd[,net=10.0.2.0/24,host=10.0.2.2,guest=10.0.2.15]  user-mode
+                          networking, no root: the wire plays the gateway 10.0.2.2 (ARP,
+                          ping) and forwards the --hostfwd ports; no connections out
+                          (the default)
+  --hostfwd tcp:HOSTPORT:GUESTPORT  forward 127.0.0.1:HOSTPORT on this machine to
+                        newts's GUESTPORT (repeatable; hostfwd wire only)
   --pcap FILE         record the NIC's frames (tcpdump -r FILE reads it)
   --addr A.B.C.D/N    newts's address (default 10.0.2.15/24)
   --gw A.B.C.D        default gateway (default 10.0.2.2)
@@ -48,6 +55,7 @@ function parse() {
         "no-apps": { type: "boolean" },
         ctl: { type: "string" },
         net: { type: "string" },
+        hostfwd: { type: "string", multiple: true },
         pcap: { type: "string" },
         addr: { type: "string" },
         gw: { type: "string" },
@@ -82,7 +90,12 @@ for (const a of opts.app ?? []) {
 const ctlPath = opts.ctl ?? defaultCtlPath();
 if (opts.addr !== undefined && !/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(opts.addr)) fail(`--addr ${opts.addr}: expected A.B.C.D/N`);
 if (opts.gw !== undefined && !/^\d{1,3}(\.\d{1,3}){3}$/.test(opts.gw)) fail(`--gw ${opts.gw}: expected A.B.C.D`);
-if (opts.net !== undefined && !/^(none|tap|dgram)(,|$)/.test(opts.net)) fail(`--net ${opts.net}: expected none, tap[,...] or dgram,local=P,remote=P`);
+if (opts.net !== undefined && !/^(none|tap|dgram|hostfwd)(,|$)/.test(opts.net)) fail(`--net ${opts.net}: expected none, tap[,...], dgram,local=P,remote=P or hostfwd[,...]`);
+for (const r of opts.hostfwd ?? []) {
+  const f = parseHostfwd(r);
+  if (typeof f === "string") fail(`--${f}`);
+}
+if (opts.hostfwd && opts.net !== undefined && !opts.net.startsWith("hostfwd")) fail(`--hostfwd needs --net hostfwd, not ${opts.net}`);
 if (opts.stack !== undefined && opts.stack !== "split" && opts.stack !== "single") fail(`--stack ${opts.stack}: expected split or single`);
 let pfRules: string | undefined;
 if (opts.pf !== undefined) {
@@ -109,7 +122,9 @@ const quiet = !!opts.quiet;
 const t0 = performance.now();
 const machine = await Machine.boot({
   apps: opts["no-apps"] ? [] : apps.length > 0 ? apps : DEFAULT_APPS,
-  net: opts.net,
+  // User-mode networking needs no root, so it is what a newcomer gets.
+  net: opts.net ?? "hostfwd",
+  hostfwd: opts.hostfwd,
   pcap: opts.pcap,
   addr: opts.addr,
   gateway: opts.gw,
