@@ -237,6 +237,7 @@ export const server: ServerDef<State> = {
     if (pnow - s.lastTick > 100) {
       s.lastTick = pnow;
       act(s, proc, s.ip.tick(now));
+      n++; // what the timers produced (ARP retries, reassembly time-exceeded) goes out now, not with the next frame
       for (let i = s.pings.length - 1; i >= 0; i--) {
         if (s.pings[i]!.deadline <= pnow) fail(proc, s.pings.splice(i, 1)[0]!.call, ETIMEDOUT, "no echo reply");
       }

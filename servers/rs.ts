@@ -1,13 +1,22 @@
 // The reincarnation server: watches every server by heartbeat and by the kernel's
 // report of worker exits, and restarts the dead or hung with exponential backoff.
+import { readFileSync } from "node:fs";
 import { K, KC } from "../lib/ipc/calls.ts";
 import type { Message } from "../lib/ipc/message.ts";
 import type { Proc } from "../lib/sys/proc.ts";
 import { NO_REPLY, type ServerDef } from "../lib/sys/server.ts";
 import { PCB, PState } from "../lib/sys/pcb.ts";
 
-/** A heartbeat that has not moved for this long means the server hangs. */
+/**
+ * A heartbeat that has not moved for this long, in a thread the kernel has put to
+ * sleep (blocked, not runnable), means the server hangs.
+ */
 export const HEARTBEAT_TIMEOUT_MS = 300;
+/**
+ * A runnable thread may just be starved of CPU (two cores, a dozen threads) or in a
+ * long garbage collection: it is judged hung only after this long.
+ */
+export const RUNNABLE_TIMEOUT_MS = 800;
 /** A new generation gets this long to start beating before it is judged. */
 export const START_GRACE_MS = 3000;
 /** Restarts within this window count towards the backoff. */
@@ -53,6 +62,17 @@ function init(proc: Proc): State {
   const s: State = { watched: new Map(), lastScan: 0 };
   for (const w of (proc.init.extra.watch as WatchInit[] | undefined) ?? []) watch(s, w);
   return s;
+}
+
+/** Whether a thread of this process is running or waiting for a CPU (state R in /proc). */
+function runnable(tid: number): boolean {
+  if (!(tid > 0)) return false;
+  try {
+    const stat = readFileSync(`/proc/self/task/${tid}/stat`, "latin1");
+    return stat.charAt(stat.lastIndexOf(")") + 2) === "R";
+  } catch {
+    return false;
+  }
 }
 
 /** Backoff before the next restart: none for the first in the window, then doubling. */
@@ -117,8 +137,9 @@ export const server: ServerDef<State> = {
       }
       const state = Atomics.load(w.pcb, PCB.STATE);
       if (state === PState.EXITED) continue;
-      if (now - w.lastChange > HEARTBEAT_TIMEOUT_MS) {
-        schedule(w, `hung (no heartbeat for ${Math.round(now - w.lastChange)} ms)`, now, proc);
+      const silent = now - w.lastChange;
+      if (silent > HEARTBEAT_TIMEOUT_MS && (silent > RUNNABLE_TIMEOUT_MS || !runnable(Atomics.load(w.pcb, PCB.TID)))) {
+        schedule(w, `hung (no heartbeat for ${Math.round(silent)} ms)`, now, proc);
         did = true;
       }
     }

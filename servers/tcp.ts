@@ -489,7 +489,11 @@ export const server: ServerDef<State> = {
       s.links.flush();
       return NO_REPLY;
     },
-    [SRV_CTL]: (s) => ({ sockets: s.socks.size, connections: s.table.size, ...s.stats, pool: s.pool.stats }),
+    [SRV_CTL]: (s) => {
+      const listeners: Record<string, unknown> = {};
+      for (const k of s.byListener.values()) listeners[String(k.lport)] = { ...k.listener!.stats };
+      return { sockets: s.socks.size, connections: s.table.size, ...s.stats, listeners, pool: s.pool.stats };
+    },
   },
   poll(s, proc) {
     const now = performance.now();

@@ -1,7 +1,7 @@
 // The udp server: datagram sockets. Datagrams arrive from ip as descriptors into
 // the driver's pool and are copied into the socket's queue; outgoing datagrams are
 // built in udp's own pool and handed to ip without a copy.
-import { NET, SYS } from "../lib/ipc/calls.ts";
+import { NET, SRV_CTL, SYS } from "../lib/ipc/calls.ts";
 import type { Message } from "../lib/ipc/message.ts";
 import type { PoolOwner } from "../lib/ipc/pool.ts";
 import {
@@ -291,6 +291,7 @@ export const server: ServerDef<State> = {
   handlers: {
     ...linkHandlers<State>(),
     [NET.CALL]: netCallHandler<State>(onCall, (s) => s.dirty && save(s)),
+    [SRV_CTL]: (s) => ({ sockets: s.socks.size, ports: s.byPort.size, ...s.stats, pool: s.pool.stats }),
     [NET.APP_EXITED]: (s, m: Message, proc) => {
       const app = (m.payload as { app?: number } | undefined)?.app;
       for (const k of [...s.socks.values()]) if (k.app === app) closeSock(s, proc, k);
