@@ -117,7 +117,16 @@ export function main(argv: string[]) {
     bind(lfd, 0, Number(pos[0]));
     listen(lfd, 16);
     puts(`nc: listening on port ${pos[0]}`);
-    const a = accept(lfd);
+    // A tcp restart interrupts the wait (EINTR); the listening socket survives it.
+    let a;
+    for (;;) {
+      try {
+        a = accept(lfd);
+        break;
+      } catch (e) {
+        if (!(e instanceof ErrnoError && e.errno === EINTR)) throw e;
+      }
+    }
     close(lfd);
     fd = a.fd;
     peer = `${a.addr}:${a.port}`;

@@ -21,6 +21,7 @@ import { downTag, EPHEMERAL_HI, EPHEMERAL_LO, HEADROOM } from "../lib/net/stackp
 import { isnFor, type Secret, TcpConnection, TcpListener, TcpTable, type Outgoing } from "../lib/net/tcp/index.ts";
 import type { TcpRepr } from "../lib/net/types.ts";
 import { MinHeap } from "../lib/sys/heap.ts";
+import { loadStore, saveStore } from "../lib/sys/store.ts";
 
 /** Most bytes one recv returns (a kernel message holds at most 16 KiB). */
 const MAX_IO = 8192;
@@ -56,6 +57,7 @@ interface Sock {
   error: number;
   connected: boolean;
   closed: boolean;
+  backlog: number;
 }
 
 interface State {
@@ -78,6 +80,8 @@ interface State {
   byPort: Map<number, Set<Sock>>;
   /** Sockets with a receive that has a time limit. */
   timedRecvs: Set<Sock>;
+  /** The socket table changed since it was last saved. */
+  dirty: boolean;
   stats: { rxSegments: number; txSegments: number; badSegments: number; txDropped: number; accepted: number; resets: number };
 }
 
@@ -86,20 +90,79 @@ export function initLayer(_proc: Proc, links: Links): State {
   const pool = links.ownPool(POOL_BUFFERS, POOL_BUF, ["ip", "pf", "nic"]);
   const rnd = new Uint32Array(2);
   crypto.getRandomValues(rnd);
-  return {
+  const s: State = {
     links, pool, table: new TcpTable(), secret: [rnd[0]!, rnd[1]!], socks: new Map(), byConn: new Map(), byListener: new Map(),
     nextId: 1, nextEphemeral: EPHEMERAL_LO + (rnd[0]! % 1000), lastTick: 0,
-    timers: new MinHeap(), scheduled: new Map(), byPort: new Map(), timedRecvs: new Set(),
+    timers: new MinHeap(), scheduled: new Map(), byPort: new Map(), timedRecvs: new Set(), dirty: false,
     stats: { rxSegments: 0, txSegments: 0, badSegments: 0, txDropped: 0, accepted: 0, resets: 0 },
   };
+  restore(s);
+  return s;
+}
+
+// ---- what survives a restart --------------------------------------------------
+// The socket table, listeners and the ISN/cookie secret are saved to the store on
+// every change, so a restarted tcp listens again on the same ports and apps keep
+// their descriptors. Established connections do not survive yet: their sockets
+// come back failed with ECONNRESET (the state of a connection, its unacknowledged
+// and unread bytes, moves to shared memory with libc's socket buffers, issue 4).
+
+interface SavedSock {
+  id: number;
+  app: number;
+  laddr: number;
+  lport: number;
+  raddr: number;
+  rport: number;
+  kind: "new" | "listen" | "conn";
+  backlog: number;
+}
+
+function save(s: State): void {
+  s.dirty = false;
+  const socks: SavedSock[] = [];
+  for (const k of s.socks.values()) {
+    if (k.closed) continue;
+    const kind = k.listener ? "listen" : k.conn || k.connected ? "conn" : "new";
+    socks.push({ id: k.id, app: k.app, laddr: k.laddr, lport: k.lport, raddr: k.raddr, rport: k.rport, kind, backlog: k.backlog });
+  }
+  saveStore(s.links.store, { nextId: s.nextId, secret: [...s.secret], socks });
+}
+
+function restore(s: State): void {
+  const saved = loadStore(s.links.store) as { nextId?: number; secret?: number[]; socks?: SavedSock[] } | null;
+  if (!saved || !Array.isArray(saved.socks)) return;
+  if (Array.isArray(saved.secret) && saved.secret.length === 2) s.secret = [saved.secret[0]! >>> 0, saved.secret[1]! >>> 0];
+  s.nextId = Math.max(1, Number(saved.nextId) || 1);
+  for (const x of saved.socks) {
+    if (typeof x?.id !== "number" || typeof x.app !== "number") continue;
+    const k: Sock = {
+      id: x.id, app: x.app, laddr: x.laddr >>> 0, lport: 0, raddr: x.raddr >>> 0, rport: x.rport, listener: null, conn: null,
+      accepts: [], recvs: [], sends: [], connecting: null, error: 0, connected: false, closed: false, backlog: x.backlog || 128,
+    };
+    s.socks.set(k.id, k);
+    if (x.lport) setPort(s, k, x.lport);
+    if (x.kind === "listen") {
+      const l = new TcpListener({ secret: s.secret }, k.backlog);
+      if (s.table.listen(k.laddr, k.lport, l)) {
+        k.listener = l;
+        s.byListener.set(l, k);
+      }
+    } else if (x.kind === "conn") {
+      k.connected = true;
+      k.error = ECONNRESET; // the connection died with the previous tcp
+    }
+  }
+  s.dirty = false;
 }
 
 function newSock(s: State, app: number): Sock {
   const k: Sock = {
     id: s.nextId++, app, laddr: 0, lport: 0, raddr: 0, rport: 0, listener: null, conn: null, accepts: [], recvs: [], sends: [],
-    connecting: null, error: 0, connected: false, closed: false,
+    connecting: null, error: 0, connected: false, closed: false, backlog: 0,
   };
   s.socks.set(k.id, k);
+  s.dirty = true;
   return k;
 }
 
@@ -116,6 +179,7 @@ function portInUse(s: State, port: number): boolean {
 }
 
 function setPort(s: State, k: Sock, port: number): void {
+  s.dirty = true;
   if (k.lport !== 0) s.byPort.get(k.lport)?.delete(k);
   k.lport = port;
   let set = s.byPort.get(port);
@@ -124,6 +188,7 @@ function setPort(s: State, k: Sock, port: number): void {
 }
 
 function forget(s: State, k: Sock): void {
+  s.dirty = true;
   s.socks.delete(k.id);
   s.timedRecvs.delete(k);
   const set = s.byPort.get(k.lport);
@@ -296,6 +361,8 @@ function onCall(s: State, proc: Proc, c: NetCall, now: number): void {
       const l = new TcpListener({ secret: s.secret }, backlog);
       if (!s.table.listen(k.laddr, k.lport, l)) throw new ErrnoError(EADDRINUSE, `port ${k.lport} in use`);
       k.listener = l;
+      k.backlog = backlog;
+      s.dirty = true;
       s.byListener.set(l, k);
       return complete(proc, c, 0);
     }
@@ -324,6 +391,7 @@ function onCall(s: State, proc: Proc, c: NetCall, now: number): void {
       s.table.add(conn);
       k.conn = conn;
       s.byConn.set(conn, k);
+      s.dirty = true;
       if (a.nonblock === true) fail(proc, c, EINPROGRESS);
       else k.connecting = c;
       pump(s, proc, conn, now);
@@ -482,11 +550,15 @@ export const server: ServerDef<State> = {
   initRestart: init,
   handlers: {
     ...linkHandlers<State>(),
-    [NET.CALL]: netCallHandler<State>((s, proc, c) => onCall(s, proc, c, performance.now()), (s) => s.links.flush()),
+    [NET.CALL]: netCallHandler<State>((s, proc, c) => onCall(s, proc, c, performance.now()), (s) => {
+      s.links.flush();
+      if (s.dirty) save(s);
+    }),
     [NET.APP_EXITED]: (s, m: Message, proc) => {
       const app = (m.payload as { app?: number } | undefined)?.app;
       for (const k of [...s.socks.values()]) if (k.app === app && !k.closed) closeSock(s, proc, k, performance.now());
       s.links.flush();
+      if (s.dirty) save(s);
       return NO_REPLY;
     },
     [SRV_CTL]: (s) => {
@@ -509,6 +581,7 @@ export const server: ServerDef<State> = {
     if (now - s.lastTick >= 5) {
       s.lastTick = now;
       tick(s, proc, now);
+      if (s.dirty) save(s); // connections accepted since
     }
     s.links.flush();
     return did;

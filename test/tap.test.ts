@@ -86,6 +86,16 @@ describe.skipIf(why !== null)("over TAP against the Linux stack", () => {
     expect((e.result as { bytes: number }).bytes).toBe(11);
   });
 
+  test("a listening socket survives a tcp server restart; new connections are served", async () => {
+    const app = await m.spawn("nc", ["-l", "8084", "--http", "--size", "5000"]);
+    await sleep(300);
+    await m.ctl("kill", ["tcp"]);
+    await untilAnswers(m, "tcp");
+    const r = await nsExec(NS, ["curl", "-s", "-m", "10", "-o", "/dev/null", "-w", "%{http_code} %{size_download}", "http://10.0.2.15:8084/"]);
+    expect(r.stdout).toBe("200 5000");
+    expect((await m.waitApp(app)).status).toBe(0);
+  });
+
   test("a closed port answers with RST (connection refused at once)", async () => {
     const r = await nsExec(NS, ["curl", "-s", "-m", "5", "http://10.0.2.15:9/"]);
     expect(r.code).toBe(7); // curl: couldn't connect (refused), not 28 (timed out)
