@@ -13,7 +13,7 @@ import {
 } from "../lib/ipc/message.ts";
 import { K, KC, KERNEL, MAX_ENDPOINTS, NET, PING, SRV_CTL } from "../lib/ipc/calls.ts";
 import { EAGAIN, EBADMSG, EINTR, EINVAL, EMSGSIZE, ENOSYS, EPERM, ESRCH } from "../lib/sys/errno.ts";
-import { NOTIFY, type ChannelInfo, type ChannelOpts, type PoolInfo, type ProcInit } from "../lib/sys/proc.ts";
+import { NOTIFY, type ChannelInfo, type ChannelOpts, type PoolInfo, type ProcInit, type Restored } from "../lib/sys/proc.ts";
 import { cpuListFromMask, PCB, PCB_BYTES, PSTATE_NAMES } from "../lib/sys/pcb.ts";
 import { createKinfo, KI, kinfoSet } from "../lib/sys/kinfo.ts";
 import { appEntry, kcallsOf, type BootEntry } from "./table.ts";
@@ -102,7 +102,9 @@ interface Slot {
 /** What survives a process's restart: the shared memory it was given. */
 type Resource =
   | { kind: "chan"; chan: number; peer: number; opts: ChannelOpts; tx: SharedArrayBuffer; rx: SharedArrayBuffer; peerDoorbell: SharedArrayBuffer }
-  | { kind: "pool"; pool: number; owner: number; sab: SharedArrayBuffer };
+  | { kind: "pool"; pool: number; owner: number; sab: SharedArrayBuffer }
+  /** Memory this process made and granted to `to` (socket arenas). */
+  | { kind: "sab"; to: number; sab: SharedArrayBuffer; meta: Record<string, unknown> };
 
 
 class Kernel {
@@ -223,8 +225,12 @@ class Kernel {
       name: `${slot.entry.name}#${gen}`,
     } as ConstructorParameters<typeof Worker>[1]);
     slot.worker = w;
-    w.on("message", (m: { op?: string; tid?: number; cpus?: number[]; line?: string }) => {
+    w.on("message", (m: { op?: string; tid?: number; cpus?: number[]; line?: string; req?: number; to?: number; sab?: unknown; meta?: unknown }) => {
       if (slot.gen !== gen) return;
+      if (m.op === "grant") {
+        this.grantFrom(slot, m.req ?? 0, Number(m.to), m.sab, m.meta);
+        return;
+      }
       if (m.op === "ready") {
         slot.tid = m.tid ?? 0;
         slot.cpus = m.cpus ?? [];
@@ -597,9 +603,33 @@ class Kernel {
     ok(mine);
   }
 
+  /**
+   * A process shares memory it made (a socket arena) with another: the SAB comes
+   * over the worker's message port (IPC messages cannot carry one). A server may
+   * grant to the endpoints in its ACL and, with K.GRANT_APP, to any app. The
+   * answer goes back on the process's own grant port: { granted: req, id } or
+   * { denied: req, errno, error }. The grantor keeps the SAB as a resource, so
+   * its next generation gets it back.
+   */
+  private grantFrom(from: Slot, req: number, to: number, sab: unknown, meta: unknown): void {
+    const answer = (x: Record<string, unknown>) => from.grantPort?.postMessage({ ...x, req });
+    const target = this.slots[to];
+    if (!(sab instanceof SharedArrayBuffer)) return answer({ denied: req, errno: EINVAL, error: "not a SharedArrayBuffer" });
+    if (!target || target.state === "exited") return answer({ denied: req, errno: ESRCH, error: `no process at endpoint ${to}` });
+    const mayApp = target.entry.kind === "app" && from.kcalls.has(K.GRANT_APP);
+    if (!from.ipc.has(to) && !mayApp) {
+      from.denied++;
+      return answer({ denied: req, errno: EPERM, error: `${from.entry.name} may not share memory with ${target.entry.name}` });
+    }
+    const m = (meta && typeof meta === "object" ? meta : {}) as Record<string, unknown>;
+    const id = this.grant(target, sab, { ...m, from: from.ep });
+    from.resources.push({ kind: "sab", to, sab, meta: m });
+    answer({ granted: req, id });
+  }
+
   /** Grants a new generation everything its endpoint held; returns the descriptions for its init. */
-  private regrant(slot: Slot): Array<{ kind: "chan"; info: ChannelInfo } | { kind: "pool"; info: PoolInfo }> {
-    const out: Array<{ kind: "chan"; info: ChannelInfo } | { kind: "pool"; info: PoolInfo }> = [];
+  private regrant(slot: Slot): Restored {
+    const out: Restored = [];
     for (const r of slot.resources) {
       if (r.kind === "chan") {
         out.push({
@@ -611,8 +641,10 @@ class Kernel {
             peerDoorbellGrant: this.grant(slot, r.peerDoorbell, { chan: r.chan, role: "peer-doorbell" }),
           },
         });
-      } else {
+      } else if (r.kind === "pool") {
         out.push({ kind: "pool", info: { pool: r.pool, owner: r.owner, grant: this.grant(slot, r.sab, { pool: r.pool }) } });
+      } else if (this.slots[r.to]?.state !== "exited") {
+        out.push({ kind: "sab", to: r.to, meta: r.meta, grant: this.grant(slot, r.sab, { ...r.meta, to: r.to }) });
       }
     }
     return out;
@@ -622,9 +654,10 @@ class Kernel {
   private tellPeers(slot: Slot): void {
     const peers = new Set<number>();
     for (const r of slot.resources) {
+      if (r.kind === "sab") continue;
       if (r.kind === "chan") peers.add(r.peer);
       else if (r.owner !== slot.ep) peers.add(r.owner);
-      else for (const s of this.slots) if (s && s !== slot && s.resources.some((x) => x.kind === "pool" && x.pool === r.pool)) peers.add(s.ep);
+      else for (const s of this.slots) if (s && s !== slot && s.resources.some((x) => x.kind === "pool" && x.pool === (r as { pool: number }).pool)) peers.add(s.ep);
     }
     const payload = { ep: slot.ep, name: slot.entry.name, generation: slot.gen };
     for (const ep of peers) {

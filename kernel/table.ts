@@ -20,7 +20,7 @@ export interface BootEntry {
 }
 
 const COMMON_KCALLS = [K.EXIT, K.LOG, K.WHOIS];
-const STACK_KCALLS = [K.CHAN_OPEN, K.POOL_CREATE];
+const STACK_KCALLS = [K.CHAN_OPEN, K.POOL_CREATE, K.GRANT_APP];
 
 /** The system servers, in start order. The stack servers are stubs until issue 3. */
 export const SERVERS: BootEntry[] = [

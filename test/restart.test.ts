@@ -36,3 +36,23 @@ test("channels and pools survive a server's restart mid-stream", async () => {
   const rows = await m.ps();
   expect(rows.find((x) => x.name === "echo-srv")!.restarts).toBe(1);
 });
+
+test("a server grants memory it made to an app (Proc.grantTo); the kernel refuses a server without the right", async () => {
+  m = await Machine.boot({
+    apps: [],
+    extra: [
+      { name: "granter", module: "test/fixtures/granter.ts", kind: "server", cpu: 1, ipc: [], kcalls: [K.GRANT_APP] },
+      { name: "grantee", module: "test/fixtures/grantee.ts", kind: "app", cpu: 0, ipc: ["granter"], kcalls: [] },
+      { name: "nogrant", module: "test/fixtures/granter.ts", kind: "server", cpu: 1, ipc: [], kcalls: [] },
+      { name: "grantee2", module: "test/fixtures/grantee.ts", kind: "app", cpu: 0, ipc: ["nogrant"], kcalls: [], args: ["nogrant"] },
+    ],
+  });
+  const e = await m.waitApp("grantee");
+  expect(e.error).toBeUndefined();
+  const r = e.result as { marker: number; seen: number; meta: { purpose: string; from: number } };
+  expect(r.seen).toBe(r.marker);
+  expect(r.meta.purpose).toBe("test");
+  const bad = await m.waitApp("grantee2");
+  expect(bad.status).toBe(1);
+  expect(bad.error).toMatch(/EPERM|granter/);
+});

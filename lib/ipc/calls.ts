@@ -17,6 +17,7 @@ export const K = {
   LOG: 7, // { line }: a line for the console
   WHOIS: 8, // { name } -> { ep }
   POOL_CREATE: 9, // { count, bufSize, share: [ep] } -> PoolInfo: a packet pool owned by the caller, lent to `share`
+  GRANT_APP: 10, // not a call: the privilege to grant memory to any app (Proc.grantTo; socket arenas)
 } as const;
 
 /** Messages the kernel sends to processes (src = KERNEL). */

@@ -50,7 +50,7 @@ export class Links {
     if (single) return; // the stack server attaches restored resources once, for all layers
     for (const r of proc.restored()) {
       if (r.kind === "chan") this.addChannel(r.info);
-      else this.pools.add(proc.attachPool(r.info));
+      else if (r.kind === "pool") this.pools.add(proc.attachPool(r.info));
     }
   }
 

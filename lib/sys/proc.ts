@@ -9,7 +9,7 @@ import {
   decodeMessage, encodeHeader, encodePayload, F_CALL, F_ERROR, F_REPLY, MAX_MSG, type Message,
 } from "../ipc/message.ts";
 import { K, KC, KERNEL, type ProcKind } from "../ipc/calls.ts";
-import { EBADMSG, EINTR, ErrnoError, ESRCH, ETIMEDOUT } from "./errno.ts";
+import { EBADMSG, EINTR, EPERM, ErrnoError, ESRCH, ETIMEDOUT } from "./errno.ts";
 import { PCB, PState } from "./pcb.ts";
 import { gettid, loadLibc, pinThread, schedYield } from "./ffi.ts";
 
@@ -388,6 +388,31 @@ export class Proc {
     return this.attachChannel(r);
   }
 
+  /**
+   * Shares a SAB this process made with another process (a socket arena with an
+   * app). Returns the grant id the receiver will find it under; throws EPERM or
+   * ESRCH when the kernel refuses.
+   */
+  grantTo(to: number, sab: SharedArrayBuffer, meta: Record<string, unknown> = {}): number {
+    const req = this.nextId++;
+    parentPort?.postMessage({ op: "grant", req, to, sab, meta });
+    const deadline = performance.now() + 2000;
+    for (;;) {
+      const r = receiveMessageOnPort(this.init.grants);
+      if (r) {
+        const m = r.message as { req?: number; granted?: number; id?: number; denied?: number; errno?: number; error?: string; sab?: unknown };
+        if (m.req === req && m.granted !== undefined) return m.id!;
+        if (m.req === req && m.denied !== undefined) throw new ErrnoError(m.errno ?? EPERM, m.error ?? "grant refused");
+        const g = m as unknown as Grant;
+        if (g.sab instanceof SharedArrayBuffer) this.grants.set(g.id, g); // an ordinary grant meanwhile
+        continue;
+      }
+      if (performance.now() > deadline) throw new ErrnoError(ETIMEDOUT, "the kernel did not answer a grant");
+      this.beat();
+      nap(1);
+    }
+  }
+
   /** A packet pool owned by this process and lent to `share` (endpoints in its ACL). */
   createPool(count: number, bufSize: number, share: number[]): PoolOwner {
     const info = this.kcall(K.POOL_CREATE, { count, bufSize, share }) as PoolInfo;
@@ -422,7 +447,12 @@ export interface PoolInfo {
 }
 
 /** What a restarted process gets back from its earlier generations (design §6). */
-export type Restored = Array<{ kind: "chan"; info: ChannelInfo } | { kind: "pool"; info: PoolInfo }>;
+export type Restored = Array<
+  | { kind: "chan"; info: ChannelInfo }
+  | { kind: "pool"; info: PoolInfo }
+  /** Memory this process had granted to `to`: it gets its own grant of it back. */
+  | { kind: "sab"; to: number; meta: Record<string, unknown>; grant: number }
+>;
 
 export interface ChannelOpts {
   kind: "stream" | "slots";
