@@ -28,6 +28,7 @@ import {
   arpFrame, echoRequestFrame, ethFrame, icmpBytes, ipv4Datagram, ipv4Frame, macFor, NEWTS_IP, NEWTS_MAC, PEER_IP,
   type PeerTcp, type RxFrame, sleep, TcpFlag, tcpFrame, transportChecksum, udpFrame, WirePeer,
 } from "./support/peer.ts";
+import { unitRandom } from "../lib/sys/prng.ts";
 
 // ---- helpers -------------------------------------------------------------------
 
@@ -88,17 +89,7 @@ function bytesOf(n: number, seed: number): Uint8Array {
 }
 const text = (s: string) => new TextEncoder().encode(s);
 
-/** A small seeded PRNG (mulberry32), so a failing fuzz run can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = unitRandom;
 
 const isRstTo = (port: number) => (f: RxFrame) => f.tcp !== undefined && f.tcp.dstPort === port && (f.tcp.flags & TcpFlag.RST) !== 0;
 const isEchoReply = (ident: number, seq: number) => (f: RxFrame) => f.icmp?.kind === "echoReply" && f.icmp.ident === ident && f.icmp.seq === seq;

@@ -1,18 +1,13 @@
 // A fault injector: a Backend around any Backend that loses, duplicates, reorders and corrupts frames.
 import type { Backend, BackendStats } from "./backend.ts";
+import { unitRandom } from "../../lib/sys/prng.ts";
 
-/** mulberry32: a small seeded PRNG, so a faulty run can be replayed exactly. */
+/** A seeded PRNG (lib/sys/prng.ts), so a faulty run can be replayed exactly. */
 export class Prng {
-  private s: number;
-  constructor(seed: number) {
-    this.s = seed >>> 0;
-  }
   /** Uniform in [0, 1). */
-  next(): number {
-    let t = (this.s = (this.s + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  readonly next: () => number;
+  constructor(seed: number) {
+    this.next = unitRandom(seed);
   }
   /** Uniform integer in [0, n). */
   int(n: number): number {

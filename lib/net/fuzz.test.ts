@@ -8,21 +8,12 @@ import { IcmpPacket, emitIcmp, icmpBufferLen, parseIcmp, parseQuoted, type IcmpR
 import { UdpPacket, emitUdp, parseUdp, udpBufferLen, type UdpRepr } from "./udp.ts";
 import { TcpPacket, emitTcp, parseTcp, parseTcpOptions, tcpBufferLen } from "./tcp-wire.ts";
 import { TcpFlag, type Parsed, type TcpRepr } from "./types.ts";
+import { mulberry32 } from "../sys/prng.ts";
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0x6e657774) >>> 0;
 const FRAMES = Number(process.env.FUZZ_FRAMES ?? 120_000);
 
-/** mulberry32: a tiny seeded PRNG, returns u32. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
+const prng = mulberry32;
 
 const GUEST_MAC = Uint8Array.of(0x52, 0x54, 0x00, 0x12, 0x34, 0x56);
 const GW_MAC = Uint8Array.of(0x52, 0x55, 0x0a, 0x00, 0x02, 0x02);

@@ -5,18 +5,9 @@ import { ETHERNET_HEADER_LEN, EtherType, emitEthernet, parseEthernet } from "../
 import { type IcmpRepr, emitIcmp, icmpBufferLen } from "../icmp.ts";
 import { IpProtocol, type Ipv4Repr, emitIpv4, ipv4BufferLen, parseIpv4 } from "../ipv4.ts";
 import { IpLayer, type IpAction, type IpOptions } from "./ip.ts";
+import { unitRandom } from "../../sys/prng.ts";
 
-/** mulberry32: a small deterministic PRNG, so failures reproduce. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = unitRandom;
 
 export function randInt(r: () => number, lo: number, hi: number): number {
   return lo + Math.floor(r() * (hi - lo + 1));

@@ -5,21 +5,12 @@ import { PacketFilter } from "./filter.ts";
 import { formatRule, parseRule, parseRules } from "./rules.ts";
 import { IpProtocol } from "../ipv4.ts";
 import { TcpFlag, ipv4, ping, tcp, udp, unreachable } from "./testpkt.ts";
+import { mulberry32 } from "../../sys/prng.ts";
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0x70662121) >>> 0;
 const CASES = Number(process.env.FUZZ_CASES ?? 20_000);
 
-/** mulberry32: a tiny seeded PRNG, returns u32. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
+const prng = mulberry32;
 
 const WORDS = [
   "pass", "block", "return", "in", "out", "quick", "proto", "tcp", "udp", "icmp", "any", "all", "from", "to", "port",
