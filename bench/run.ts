@@ -3,9 +3,11 @@
 import { parseArgs } from "node:util";
 import { formatIpc, runIpc } from "./ipc.ts";
 import { formatStack, runStack } from "./stack.ts";
+import { formatRecvfrom, runRecvfrom } from "./recvfrom.ts";
 
 const BENCHES: Record<string, { about: string; run: (o: { timeMs: number; progress: (l: string) => void }) => Promise<unknown>; format: (r: never) => string }> = {
   ipc: { about: "round trip: polled channel, channel with sleep/wake, kernel sendrec", run: runIpc, format: formatIpc },
+  recvfrom: { about: "Table 5.1: nonblocking recvfrom with no data: kernel IPC, channel, user space, Linux", run: runRecvfrom, format: formatRecvfrom },
   stack: { about: "bulk TCP: Linux<->newts over TAP, newts->newts over dgram; split vs single stack", run: (o) => runStack({ ...o, bytes: mb * 1e6 }), format: formatStack },
 };
 
