@@ -44,6 +44,8 @@ interface State {
   /** Per app: fd -> socket at a stack server. */
   fds: Map<number, Map<number, FdEntry>>;
   forwarded: Map<number, Forwarded>;
+  /** Per app: stack servers that made it a socket arena (told when the app exits, even with no fd left). */
+  arenaApps: Map<number, Set<number>>;
   nextReq: number;
   lastSweep: number;
 }
@@ -54,7 +56,7 @@ function init(proc: Proc): State {
   const x = proc.init.extra as { kinfo: SharedArrayBuffer; bootEpochMs: number; release: string };
   return {
     kinfo: new Int32Array(x.kinfo), bootEpochMs: x.bootEpochMs, release: x.release, sleepers: [],
-    fds: new Map(), forwarded: new Map(), nextReq: 1, lastSweep: 0,
+    fds: new Map(), forwarded: new Map(), arenaApps: new Map(), nextReq: 1, lastSweep: 0,
   };
 }
 
@@ -102,7 +104,16 @@ function done(s: State, m: Message, proc: Proc): typeof NO_REPLY {
   }
   try {
     if (f.op === SYS.SOCKET) {
-      proc.reply(f.msg, newFd(s, f.app, { server: f.server, layer: f.layer, sock: p!.value as number }));
+      const v = p!.value;
+      if (typeof v === "number") proc.reply(f.msg, newFd(s, f.app, { server: f.server, layer: f.layer, sock: v }));
+      else {
+        // A socket with shared buffers (SOCKET with `arena: true`): the stack says where they are.
+        const o = v as { sock: number };
+        let servers = s.arenaApps.get(f.app);
+        if (!servers) s.arenaApps.set(f.app, (servers = new Set()));
+        servers.add(f.server);
+        proc.reply(f.msg, { ...o, fd: newFd(s, f.app, { server: f.server, layer: f.layer, sock: o.sock }) });
+      }
     } else if (f.op === SYS.ACCEPT) {
       const v = p!.value as { sock: number; addr: number; port: number };
       proc.reply(f.msg, { fd: newFd(s, f.app, { server: f.server, layer: f.layer, sock: v.sock }), addr: v.addr, port: v.port });
@@ -172,6 +183,8 @@ export const server: ServerDef<State> = {
       const t = s.fds.get(app);
       s.fds.delete(app);
       const servers = new Set([...(t?.values() ?? [])].map((e) => e.server));
+      for (const ep of s.arenaApps.get(app) ?? []) servers.add(ep);
+      s.arenaApps.delete(app);
       for (const ep of servers) proc.send(ep, NET.APP_EXITED, { app }); // every layer of that server closes the app's sockets
       return NO_REPLY;
     },

@@ -1,6 +1,23 @@
 // The udp server: datagram sockets. Datagrams arrive from ip as descriptors into
 // the driver's pool and are copied into the socket's queue; outgoing datagrams are
 // built in udp's own pool and handed to ip without a copy.
+//
+// Fast sockets (issue 4, design §4): a SOCKET call with `arena: true` makes a socket
+// whose datagrams travel through the process's socket arena (lib/sock) instead of
+// system calls. The arena is made on the app's first such socket; its control SAB,
+// a bell (lib/net/sockbell.ts) and every segment are granted to the app
+// (Proc.grantTo), and the SOCKET answer says where: { sock, slot, gen, control,
+// bell, segments }. poll() walks each arena's activity (takeActive), drains TX
+// datagrams (validated by SockStack; a Violation resets that socket and is counted,
+// it never throws) and sends them like sendDgram; datagrams from ip for an arena
+// socket go into its RX ring (pushDatagram; dropped and counted when full), which
+// also publishes readiness and wakes the app if it sleeps on the socket. While udp
+// has arenas it sleeps in poll(2) on its doorbell's eventfd, so an app can wake it
+// through its bell without a system call. bind, connect, getsockname, getpeername
+// and close stay system calls (close drains what is queued first).
+// Restart: arenas are private state of a generation, so a restarted udp has lost the
+// arena sockets (their apps see their rings go quiet; their fds answer EBADF); they
+// are not saved with the socket table, whose syscall-path sockets survive as before.
 import { NET, SRV_CTL, SYS } from "../lib/ipc/calls.ts";
 import type { Message } from "../lib/ipc/message.ts";
 import type { PoolOwner } from "../lib/ipc/pool.ts";
@@ -17,6 +34,13 @@ import { emitUdp, parseUdp, UDP_HEADER_LEN } from "../lib/net/udp.ts";
 import { IpProtocol } from "../lib/net/ipv4.ts";
 import { UnreachableCode } from "../lib/net/icmp.ts";
 import { downTag, EPHEMERAL_HI, EPHEMERAL_LO, HEADROOM, TAG_UNREACH } from "../lib/net/stackproto.ts";
+import { StackArena } from "../lib/sock/arena.ts";
+import type { SockStack, TxDesc } from "../lib/sock/stack.ts";
+import { type Geometry, KIND_DATAGRAM, SOCK_DGRAM as ARENA_DGRAM, VIOLATION } from "../lib/sock/abi.ts";
+import { BELL_SLEEPING, createBell } from "../lib/net/sockbell.ts";
+import { eventfdCreate } from "../lib/sys/ffi.ts";
+import { MAX_SLEEP_MS } from "../lib/sys/proc.ts";
+import { PCB, PState } from "../lib/sys/pcb.ts";
 
 interface Dgram {
   data: Uint8Array;
@@ -30,9 +54,32 @@ interface Waiter {
   deadline: number;
 }
 
+/** One app's socket arena at this server. */
+interface FastApp {
+  app: number;
+  arena: StackArena;
+  bell: Int32Array;
+  /** Grant ids the app finds its memory under: control, bell, segments by index (-1: the grant failed). */
+  controlGrant: number;
+  bellGrant: number;
+  segments: number[];
+  /** slot -> socket */
+  socks: Map<number, Sock>;
+  /** Walk callback, made once. */
+  onActive: (slot: number) => void;
+}
+
+interface FastSock {
+  fa: FastApp;
+  slot: number;
+  sk: SockStack;
+}
+
 interface Sock {
   id: number;
   app: number;
+  /** Set for an arena socket (its datagrams travel through shared rings). */
+  fast?: FastSock;
   laddr: number;
   lport: number;
   raddr: number;
@@ -51,8 +98,29 @@ interface State {
   nextEphemeral: number;
   /** The socket table changed since it was last saved. */
   dirty: boolean;
-  stats: { rx: number; tx: number; rxDrops: number; noPort: number; badChecksum: number; rcvbufFull: number; saveFailed: number };
+  stats: {
+    rx: number; tx: number; rxDrops: number; noPort: number; badChecksum: number; rcvbufFull: number; saveFailed: number;
+    /** Fast sockets: datagrams drained from TX rings and pushed into RX rings; RX ring full (dropped). */
+    fastTx: number; fastRx: number; fastRxFull: number;
+    /** TX datagrams dropped: bad destination port, no buffer, ip not keeping up, no ephemeral port. */
+    fastTxDrops: number;
+    /** ABI violations by apps (each reset the socket it happened on). */
+    violations: number;
+  };
+  /** Per app: its socket arena (fast sockets). Lost on a restart. */
+  arenas: Map<number, FastApp>;
+  /** The eventfd apps ring through their bells (-1 until the first arena). */
+  efd: number;
+  /** The socket whose TX is being drained (for the drain callback). */
+  draining: Sock | null;
+  /** drainTx's callback, made once. */
+  onTx: (d: TxDesc, sk: SockStack) => void;
 }
+
+/** Socket buffer sizes of an arena socket: RX sized like RCVBUF, TX for one maximal datagram. */
+const FAST_GEOMETRY: Partial<Geometry> = { txSlots: 64, txData: 65536, rxSlots: 256, rxData: 262144 };
+/** TX descriptors drained per socket per walk (the rest wait for the next walk). */
+const TX_BUDGET = 64;
 
 const RCVBUF = 212_992;
 const MAX_DGRAM = 65_507;
@@ -71,7 +139,7 @@ interface SavedSock {
 function save(s: State): void {
   s.dirty = false;
   const socks: SavedSock[] = [];
-  for (const k of s.socks.values()) socks.push({ id: k.id, app: k.app, laddr: k.laddr, lport: k.lport, raddr: k.raddr, rport: k.rport });
+  for (const k of s.socks.values()) if (!k.fast) socks.push({ id: k.id, app: k.app, laddr: k.laddr, lport: k.lport, raddr: k.raddr, rport: k.rport });
   if (!saveStore(s.links.store, { nextId: s.nextId, socks })) s.stats.saveFailed++;
 }
 
@@ -98,8 +166,14 @@ export function initLayer(_proc: Proc, links: Links): State {
   const pool = links.ownPool(128, POOL_BUF, ["ip", "pf", "nic"]);
   const s: State = {
     links, pool, socks: new Map(), byPort: new Map(), nextId: 1, nextEphemeral: EPHEMERAL_LO,
-    dirty: false, stats: { rx: 0, tx: 0, rxDrops: 0, noPort: 0, badChecksum: 0, rcvbufFull: 0, saveFailed: 0 },
+    dirty: false,
+    stats: {
+      rx: 0, tx: 0, rxDrops: 0, noPort: 0, badChecksum: 0, rcvbufFull: 0, saveFailed: 0,
+      fastTx: 0, fastRx: 0, fastRxFull: 0, fastTxDrops: 0, violations: 0,
+    },
+    arenas: new Map(), efd: -1, draining: null, onTx: () => {},
   };
+  s.onTx = (d, sk) => onTxDesc(s, d, sk);
   restore(s);
   return s;
 }
@@ -162,6 +236,104 @@ function sendDgram(s: State, proc: Proc, k: Sock, data: Uint8Array, dst: number,
   return data.length;
 }
 
+// ------------------------------------------------------------------ fast sockets
+
+/** The app's arena, made (and granted) on its first fast socket. */
+function arenaFor(s: State, proc: Proc, app: number): FastApp {
+  const had = s.arenas.get(app);
+  if (had) return had;
+  if (s.efd < 0) {
+    // The doorbell (and its eventfd) outlive a restart of this endpoint: reuse it.
+    const cur = Atomics.load(proc.doorbell.cells, 2) - 1;
+    if (cur >= 0) s.efd = cur;
+    else {
+      s.efd = eventfdCreate();
+      if (s.efd < 0) throw new ErrnoError(ENOBUFS, "no eventfd for the arena bell");
+      proc.doorbell.setEventfd(s.efd);
+    }
+  }
+  const segments: number[] = [];
+  const arena = new StackArena({
+    maxSockets: 1024,
+    onGrant: (index, sab) => {
+      try {
+        segments[index] = proc.grantTo(app, sab, { arena: "udp", role: "segment", index });
+      } catch (e) {
+        if (!(e instanceof ErrnoError)) throw e;
+        segments[index] = -1; // the app cannot open sockets there; it gets an error at socket()
+      }
+    },
+  });
+  const bellSab = createBell(s.efd);
+  const fa: FastApp = {
+    app, arena, bell: new Int32Array(bellSab), segments, socks: new Map(), onActive: () => {},
+    controlGrant: proc.grantTo(app, arena.control, { arena: "udp", role: "control" }),
+    bellGrant: proc.grantTo(app, bellSab, { arena: "udp", role: "bell" }),
+  };
+  fa.onActive = (slot) => drainSock(s, proc, fa, slot);
+  s.arenas.set(app, fa);
+  return fa;
+}
+
+/** Drains one arena socket's TX; a violation resets the socket (counted), a drained CLOSE closes it. */
+function drainSock(s: State, proc: Proc, fa: FastApp, slot: number): void {
+  const k = fa.socks.get(slot);
+  const sk = fa.arena.sock(slot);
+  if (!k || !sk) return;
+  s.draining = k;
+  const r = sk.drainTx(s.onTx, TX_BUDGET);
+  s.draining = null;
+  if (r === VIOLATION) {
+    s.stats.violations++;
+    fa.arena.reset(slot);
+  } else if (sk.isClosed) closeSock(s, proc, k);
+}
+
+function onTxDesc(s: State, d: TxDesc, sk: SockStack): void {
+  const k = s.draining;
+  if (!k || d.kind !== KIND_DATAGRAM) return; // CLOSE: handled after the drain; CONNECT/SHUTDOWN: nothing for UDP
+  if (!(d.port > 0) || d.length > MAX_DGRAM) {
+    s.stats.fastTxDrops++;
+    return;
+  }
+  const ip = s.links.port("ip");
+  const buf = ip ? s.pool.alloc(UDP_HEADER_LEN + d.length, HEADROOM) : null;
+  if (!ip || !buf) {
+    s.stats.fastTxDrops++;
+    return;
+  }
+  const view = s.pool.view(buf)!;
+  try {
+    if (k.lport === 0) bindPort(s, k, 0, 0);
+    const dst = d.arg >>> 0;
+    const src = k.laddr !== 0 ? k.laddr : s.links.sourceFor(dst);
+    const payload = view.subarray(UDP_HEADER_LEN, UDP_HEADER_LEN + d.length);
+    if (d.length > 0) sk.copyTx(d.offset, d.length, payload);
+    emitUdp({ srcPort: k.lport, dstPort: d.port, payload }, view, src, dst);
+    if (!ip.send({ ...buf, tag: downTag(IpProtocol.UDP), a: dst, b: src >>> 0 })) {
+      s.pool.release(buf);
+      s.stats.fastTxDrops++;
+      return;
+    }
+  } catch (e) {
+    if (!(e instanceof ErrnoError)) throw e;
+    s.pool.release(buf);
+    s.stats.fastTxDrops++;
+    return;
+  }
+  s.stats.fastTx++;
+}
+
+/** Walks every arena's activity; true if any socket had work. */
+function pollArenas(s: State, proc: Proc): boolean {
+  let did = false;
+  for (const fa of s.arenas.values()) {
+    if (fa.arena.busy() && fa.arena.takeActive(fa.onActive) > 0) did = true;
+  }
+  if (did) s.links.port("ip")?.flush();
+  return did;
+}
+
 function deliverTo(proc: Proc, k: Sock, d: Dgram): void {
   const w = k.waiters.shift();
   if (w) {
@@ -182,6 +354,18 @@ function onCall(s: State, proc: Proc, c: NetCall): void {
   switch (c.op) {
     case SYS.SOCKET: {
       const k: Sock = { id: s.nextId++, app: c.app, laddr: 0, lport: 0, raddr: 0, rport: 0, rxq: [], rxBytes: 0, waiters: [] };
+      if (a.arena === true) {
+        const fa = arenaFor(s, proc, c.app);
+        const slot = fa.arena.allocSlot(ARENA_DGRAM, { geometry: FAST_GEOMETRY });
+        if (slot < 0) throw new ErrnoError(-slot, "no socket buffer");
+        const sk = fa.arena.sock(slot)!;
+        k.fast = { fa, slot, sk };
+        fa.socks.set(slot, k);
+        s.socks.set(k.id, k);
+        return complete(proc, c, {
+          sock: k.id, slot, gen: sk.gen, control: fa.controlGrant, bell: fa.bellGrant, segments: fa.segments,
+        });
+      }
       s.socks.set(k.id, k);
       s.dirty = true;
       return complete(proc, c, k.id);
@@ -190,6 +374,7 @@ function onCall(s: State, proc: Proc, c: NetCall): void {
       const k = sockOf(s, c);
       if (k.lport !== 0) throw new ErrnoError(EINVAL, "already bound");
       bindPort(s, k, num(a, "addr", 0), num(a, "port", 0));
+      k.fast?.sk.setAddrs(k.laddr, k.lport, k.raddr, k.rport);
       return complete(proc, c, 0);
     }
     case SYS.CONNECT: {
@@ -198,6 +383,7 @@ function onCall(s: State, proc: Proc, c: NetCall): void {
       k.rport = num(a, "port", 0);
       s.dirty = true;
       if (k.lport === 0) bindPort(s, k, 0, 0);
+      k.fast?.sk.setAddrs(k.laddr, k.lport, k.raddr, k.rport);
       return complete(proc, c, 0);
     }
     case SYS.SEND:
@@ -213,6 +399,7 @@ function onCall(s: State, proc: Proc, c: NetCall): void {
     case SYS.RECV:
     case SYS.RECVFROM: {
       const k = sockOf(s, c);
+      if (k.fast) throw new ErrnoError(EINVAL, "an arena socket is read from its ring");
       const max = num(a, "max", 65536);
       const d = k.rxq.shift();
       if (d) {
@@ -238,6 +425,9 @@ function onCall(s: State, proc: Proc, c: NetCall): void {
       return complete(proc, c, 0);
     case SYS.CLOSE: {
       const k = sockOf(s, c);
+      // An arena socket: what the app queued before closing still goes out.
+      if (k.fast && s.socks.has(k.id)) drainSock(s, proc, k.fast.fa, k.fast.slot);
+      s.links.port("ip")?.flush();
       closeSock(s, proc, k);
       return complete(proc, c, 0);
     }
@@ -249,9 +439,15 @@ function onCall(s: State, proc: Proc, c: NetCall): void {
 function closeSock(s: State, proc: Proc, k: Sock): void {
   for (const w of k.waiters) fail(proc, w.call, EBADF, "socket closed");
   k.waiters = [];
+  if (!s.socks.has(k.id)) return;
   unbind(s, k);
   s.socks.delete(k.id);
   s.dirty = true;
+  if (k.fast) {
+    const { fa, slot } = k.fast;
+    fa.socks.delete(slot);
+    fa.arena.release(slot);
+  }
 }
 
 /** A datagram from ip: find its socket, or ask ip to answer "port unreachable". */
@@ -274,6 +470,16 @@ function onPacket(s: State, proc: Proc, ip: Port, p: Packet, bytes: Uint8Array):
     return;
   }
   s.stats.rx++;
+  if (k.fast) {
+    const r = k.fast.sk.pushDatagram(u.value.payload, src, u.value.srcPort);
+    if (r === 1) s.stats.fastRx++;
+    else if (r === VIOLATION) {
+      s.stats.violations++;
+      k.fast.fa.arena.reset(k.fast.slot);
+    } else s.stats.fastRxFull++;
+    s.links.pools.release(p);
+    return;
+  }
   if (k.rxBytes + u.value.payload.length > RCVBUF) {
     s.stats.rcvbufFull++;
     s.links.pools.release(p);
@@ -291,10 +497,11 @@ export const server: ServerDef<State> = {
   handlers: {
     ...linkHandlers<State>(),
     [NET.CALL]: netCallHandler<State>(onCall, (s) => s.dirty && save(s)),
-    [SRV_CTL]: (s) => ({ sockets: s.socks.size, ports: s.byPort.size, ...s.stats, pool: s.pool.stats }),
+    [SRV_CTL]: (s) => ({ sockets: s.socks.size, ports: s.byPort.size, arenas: s.arenas.size, ...s.stats, pool: s.pool.stats }),
     [NET.APP_EXITED]: (s, m: Message, proc) => {
       const app = (m.payload as { app?: number } | undefined)?.app;
       for (const k of [...s.socks.values()]) if (k.app === app) closeSock(s, proc, k);
+      if (typeof app === "number") s.arenas.delete(app);
       save(s);
       return NO_REPLY;
     },
@@ -303,6 +510,7 @@ export const server: ServerDef<State> = {
     let did = false;
     const ip = s.links.port("ip");
     if (ip && ip.recv(64, (p, b) => onPacket(s, proc, ip, p, b)) > 0) did = true;
+    if (s.arenas.size > 0 && pollArenas(s, proc)) did = true;
     ip?.flush();
     const now = performance.now();
     for (const k of s.socks.values()) {
@@ -314,4 +522,22 @@ export const server: ServerDef<State> = {
     return did;
   },
   nextDeadline: (s) => (s.socks.size > 0 ? 20 : Number.POSITIVE_INFINITY),
+  // With arenas, sleep in poll(2) on the doorbell's eventfd (the kernel and ip ring it
+  // through SLEEPING = 2), and tell each app through its bell that we sleep.
+  idle(s, proc, ms) {
+    if (s.arenas.size === 0 || s.efd < 0) return proc.idle(ms);
+    if (ms <= 0) return;
+    Atomics.store(proc.pcb, PCB.STATE, PState.BLOCKED);
+    proc.beat();
+    proc.drainGrants();
+    proc.stats.sleeps++;
+    for (const fa of s.arenas.values()) Atomics.store(fa.bell, BELL_SLEEPING, 1);
+    const ready = () => proc.hasWork() || server.poll!(s, proc);
+    if (proc.doorbell.sleepPoll(ready, Math.min(MAX_SLEEP_MS, ms), s.efd)) {
+      proc.stats.wakes++;
+      Atomics.store(proc.pcb, PCB.WAKES, proc.stats.wakes);
+    }
+    for (const fa of s.arenas.values()) Atomics.store(fa.bell, BELL_SLEEPING, 0);
+    Atomics.store(proc.pcb, PCB.STATE, PState.RUNNING);
+  },
 };

@@ -239,7 +239,9 @@ export class IpLayer {
     if (IPV4_HEADER_LEN + req.payload.length > 65535) return fail(EMSGSIZE, `ip: datagram over 65535 bytes`, 65535);
     const srcGiven = req.src ? req.src >>> 0 : 0;
     const srcIface = srcGiven ? this.ifaces.byAddr(srcGiven) : undefined;
-    if (srcGiven && !srcIface) return fail(EADDRNOTAVAIL, `ip: source is not one of our addresses`);
+    // 127/8 is ours too, on the way to ourselves (a socket bound to 127.0.0.1 talking to another)
+    const loopSrc = srcGiven >>> 24 === 127 && dst >>> 24 === 127;
+    if (srcGiven && !srcIface && !loopSrc) return fail(EADDRNOTAVAIL, `ip: source is not one of our addresses`);
 
     // Choose the interface and next hop.
     let iface: Iface | undefined;
