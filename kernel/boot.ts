@@ -8,6 +8,7 @@ import { appEntry, SERVERS, SERVERS_SINGLE, type BootEntry } from "./table.ts";
 import { openWire, type WireSpec } from "../drivers/wire.ts";
 import type { Backend } from "../drivers/backends/backend.ts";
 import type { KernelInit, ProcRow } from "./kernel.ts";
+import type { ProcSockStats } from "../libc/counters.ts";
 
 export const ROOT = fileURLToPath(new URL("..", import.meta.url)).replace(/\/$/, "");
 export const VERSION = "0.1.0";
@@ -189,7 +190,7 @@ export class Machine {
     this.onLog?.(line);
   }
 
-  /** A control command (ps, kill, hang, restart, spawn, ping, kstats). */
+  /** A control command (ps, kill, hang, restart, spawn, ping, kstats, stats, srv). */
   ctl(cmd: string, args: string[] = []): Promise<unknown> {
     if (this.down) return Promise.reject(new Error("the machine is down"));
     const id = this.nextId++;
@@ -201,6 +202,11 @@ export class Machine {
 
   ps(): Promise<ProcRow[]> {
     return this.ctl("ps") as Promise<ProcRow[]>;
+  }
+
+  /** `stats [NAME]`: the socket-call counters and Table 5.2 of each process that has used sockets (or of NAME). */
+  sockStats(name?: string): Promise<ProcSockStats[]> {
+    return this.ctl("stats", name === undefined ? [] : [name]) as Promise<ProcSockStats[]>;
   }
 
   /** Resolves when the app named `name` exits (already exited: at once). */

@@ -3,6 +3,8 @@ import { parseArgs } from "node:util";
 import { readFileSync } from "node:fs";
 import { ctlRequest, defaultCtlPath } from "./ctlproto.ts";
 import { formatPs } from "./psformat.ts";
+import { formatStats, formatStatsKinds } from "./statsformat.ts";
+import type { ProcSockStats } from "../libc/counters.ts";
 import type { ProcRow } from "./kernel.ts";
 
 const USAGE = `usage: npm run ctl -- [--ctl PATH] [--json] <command> [args]
@@ -15,6 +17,9 @@ commands:
   spawn NAME ARGS    start apps/NAME.ts
   ping NAME          round trip to a server through the kernel
   kstats             kernel counters
+  stats [NAME]       socket calls of each process that used sockets, as the paper's Table 5.2
+                     (user space %, selects that block, selects/all calls, accepts and reads
+                     that would block, system calls); with NAME also its calls by kind
   pf show            packet filter rules with counters, and states
   pf load FILE       replace the rules (states are kept)
   pf flush           drop every state
@@ -22,7 +27,7 @@ commands:
   shutdown           stop newts`;
 
 const COMMANDS: Record<string, [number, number]> = {
-  ps: [0, 0], pf: [1, 2], stat: [1, 1], kill: [1, 1], hang: [1, 1], restart: [1, 1], spawn: [1, 64], ping: [1, 1], kstats: [0, 0], shutdown: [0, 0],
+  ps: [0, 0], pf: [1, 2], stat: [1, 1], kill: [1, 1], hang: [1, 1], restart: [1, 1], spawn: [1, 64], ping: [1, 1], kstats: [0, 0], stats: [0, 1], shutdown: [0, 0],
 };
 
 function fail(msg: string, code = 2): never {
@@ -90,5 +95,7 @@ const reply = await ctlRequest(path, req).catch((e: Error) => fail(e.message, 1)
 if (!reply.ok) fail(reply.error, 1);
 if (values.json) console.log(JSON.stringify(reply.data));
 else if (cmd === "ps") console.log(formatPs(reply.data as ProcRow[]));
+else if (cmd === "stats" && args.length === 1) console.log(formatStatsKinds((reply.data as ProcSockStats[])[0]!));
+else if (cmd === "stats") console.log(formatStats(reply.data as ProcSockStats[]));
 else if (typeof reply.data === "string") console.log(reply.data);
 else console.log(JSON.stringify(reply.data, null, 2));

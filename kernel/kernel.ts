@@ -17,6 +17,7 @@ import { NOTIFY, type ChannelInfo, type ChannelOpts, type PoolInfo, type ProcIni
 import { cpuListFromMask, PCB, PCB_BYTES, PSTATE_NAMES } from "../lib/sys/pcb.ts";
 import { createKinfo, KI, kinfoSet } from "../lib/sys/kinfo.ts";
 import { appEntry, kcallsOf, type BootEntry } from "./table.ts";
+import { procSockStats, type ProcSockStats } from "../libc/counters.ts";
 
 export interface KernelInit {
   root: string;
@@ -732,6 +733,24 @@ class Kernel {
     return rows;
   }
 
+  /**
+   * `stats [NAME]`: libc's socket-call counters of every process that has used the socket
+   * API (or of NAME), read straight out of the PCBs (libc/counters.ts). An exited app keeps
+   * its last counters (app endpoints are never reused); a restarted server starts again at 0.
+   */
+  sockStats(name?: string): ProcSockStats[] {
+    const slots = name === undefined ? this.slots : [this.slotByName(name)];
+    const rows: ProcSockStats[] = [];
+    for (const s of slots) {
+      if (!s) continue;
+      const state = s.state === "running" ? (PSTATE_NAMES[Atomics.load(s.pcb, PCB.STATE)] ?? "running") : s.state;
+      const r = procSockStats(s.entry.name, s.ep, state, s.pcbSab);
+      if (r) rows.push(r);
+      else if (name !== undefined) throw new Error(`${s.entry.name} has not used the socket API`);
+    }
+    return rows;
+  }
+
   private slotByName(name: string): Slot {
     const ep = this.byName.get(name) ?? (/^\d+$/.test(name) ? Number(name) : undefined);
     const s = ep === undefined ? undefined : this.slots[ep];
@@ -775,6 +794,8 @@ class Kernel {
       }
       case "kstats":
         return { ...this.stats };
+      case "stats":
+        return this.sockStats(args[0]);
       case "srv": {
         // A server's own control command: srv NAME CMD [TEXT]
         const s = this.slotByName(args[0] ?? "");

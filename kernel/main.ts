@@ -37,7 +37,7 @@ options:
   -h, --help          this text
 
 control it from another terminal: npm run ctl -- ps | kill NAME | hang NAME |
-restart NAME | spawn NAME ARGS | shutdown   (ps --json for JSON)`;
+restart NAME | spawn NAME ARGS | stats [NAME] | shutdown   (ps --json for JSON)`;
 
 const DEFAULT_APPS: AppSpec[] = [{ name: "sysinfo", args: [] }];
 

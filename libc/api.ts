@@ -131,12 +131,24 @@ export interface SelectResult {
   writefds: Set<number>;
 }
 
+/** The counters of one kind of call (the fields of SocketStats, for one call name). */
+export interface SocketCallStats {
+  calls: number;
+  userspace: number;
+  syscalls: number;
+  wouldBlock: number;
+  blocked: number;
+  errors: number;
+}
+
 /**
- * Call counters, to compare backends (the columns of the paper's Table 5.2).
+ * Call counters, to compare backends (the columns of the paper's Table 5.2; libc/counters.ts).
  * calls: by call name ("recv", "epoll_wait", ...); total: their sum; syscalls: system calls
  * made (Linux: every call is one, a few retried ones more; newts: only the slow paths);
  * userspace: calls resolved with no system call; wouldBlock: calls that failed with EAGAIN
- * (or EINPROGRESS); errors: calls that threw any other errno.
+ * (or EINPROGRESS); errors: calls that threw any other errno; blocked: calls that had to
+ * sleep (for select/poll/epoll_wait: the selects that blocked); kinds: every counter by call
+ * name, for the names called at least once.
  */
 export interface SocketStats {
   calls: Record<string, number>;
@@ -145,6 +157,8 @@ export interface SocketStats {
   userspace: number;
   wouldBlock: number;
   errors: number;
+  blocked?: number;
+  kinds?: Record<string, SocketCallStats>;
 }
 
 /** The socket API of a libc backend. Each call throws ErrnoError on failure. */

@@ -1,6 +1,7 @@
 // libc's Linux backend: the SocketApi (libc/api.ts) over the host kernel's sockets through
 // bun:ffi, so the application code that runs on newts can run, unchanged, on Linux and be
-// measured beside it. Every call is a system call here (counted in stats()).
+// measured beside it. Every call is a system call here (counted in stats(), libc/counters.ts:
+// inside a newts process in its PCB, where `ctl stats` reads them).
 //
 // Blocking calls block the calling thread (a Bun worker) in the host kernel, as in a C
 // program. IPv4 only: socket() refuses any family but AF_INET with EAFNOSUPPORT.
@@ -13,7 +14,13 @@
 //   - accept is accept4(fd, .., 0); select is poll(2) (no FD_SETSIZE limit); readv is readv(2);
 //   - EINTR (the runtime's own signals, e.g. JSC's thread suspension) is retried inside: poll
 //     and epoll_wait with the time left, a blocking connect by waiting for POLLOUT and then
-//     reading SO_ERROR; close is never retried (Linux has closed the fd anyway).
+//     reading SO_ERROR; close is never retried (Linux has closed the fd anyway);
+//   - counters: each system call, retries included, is counted against the call that made
+//     it; a call refused before any system call (bad address, bad option) counts as
+//     resolved in user space. Linux does not say whether poll slept, so a select, poll or
+//     epoll_wait with a timeout other than 0 counts as blocked when it returns nothing
+//     ready (it slept out its timeout) or returns after SLEPT_MS or more (it slept until an
+//     event: a poll that finds an fd ready returns in about a microsecond).
 //
 // Bun ffi pitfalls (see also drivers/backends/libc.ts):
 //   - ssize_t returns are declared i32: the kernel caps one read/write at MAX_RW_COUNT
@@ -30,6 +37,7 @@
 //   - the first dlopen of a thread takes the machine's dlopen lock (lib/sys/ffi.ts).
 import { dlopen, FFIType, type Pointer, ptr as addressOf, read as peek } from "bun:ffi";
 import { EAFNOSUPPORT, EAGAIN, EBADF, EINPROGRESS, EINTR, EINVAL, ENOTSOCK, ErrnoError } from "../lib/sys/errno.ts";
+import { CALLS, K, processCounters, type SockCounters } from "./counters.ts";
 import {
   AF_INET,
   type Accepted,
@@ -106,15 +114,6 @@ function loadLibc(lock: Int32Array | null): Libc {
   return libc;
 }
 
-// The calls, for the counters.
-const CALLS = [
-  "socket", "bind", "listen", "accept", "accept4", "connect", "read", "write", "readv", "writev",
-  "recv", "send", "recvfrom", "sendto", "shutdown", "close", "fcntl", "setsockopt", "getsockopt",
-  "getsockname", "getpeername", "select", "poll", "epoll_create1", "epoll_ctl", "epoll_wait",
-] as const;
-type Call = (typeof CALLS)[number];
-const K = Object.fromEntries(CALLS.map((n, i) => [n, i])) as Record<Call, number>;
-
 const SOCKADDR_IN_LEN = 16;
 const IOV_LEN = 16; // struct iovec { void *base; size_t len; }
 const MSGHDR_LEN = 56; // struct msghdr on 64-bit Linux
@@ -122,10 +121,14 @@ const MSGHDR_LEN = 56; // struct msghdr on 64-bit Linux
 const EV_SIZE = process.arch === "x64" ? 12 : 16;
 const EV_DATA = process.arch === "x64" ? 4 : 8;
 const TWO32 = 2 ** 32;
+/** A select/poll/epoll_wait that took this long slept (see the header). */
+const SLEPT_MS = 0.05;
 
 export interface LinuxSocketsOptions {
   /** The machine's dlopen lock (an Int32Array whose cell 0 is the lock); omit where no other thread can be loading libc. */
   lock?: Int32Array | null;
+  /** Where to count (default: processCounters("linux"): the PCB's area if this is the process's first backend). */
+  counters?: SockCounters;
 }
 
 /** The socket API over the host kernel. One instance per thread (errno is per thread). */
@@ -133,11 +136,8 @@ export class LinuxSockets implements SocketApi {
   readonly backend = "linux";
   private readonly c: Libc;
   private readonly errnoAt: Pointer;
-  private readonly counts = new Float64Array(CALLS.length);
-  private nSyscalls = 0;
-  private nUserspace = 0;
-  private nWouldBlock = 0;
-  private nErrors = 0;
+  /** The call counters (libc/counters.ts). */
+  readonly counters: SockCounters;
   // Scratch structs, reused by every call (calls are synchronous).
   private readonly sa = new Uint8Array(SOCKADDR_IN_LEN);
   private readonly saView = new DataView(this.sa.buffer);
@@ -160,6 +160,7 @@ export class LinuxSockets implements SocketApi {
     const at = this.c.__errno_location() as Pointer | null;
     if (at === null) throw new Error("libc: __errno_location returned NULL");
     this.errnoAt = at;
+    this.counters = opts.counters ?? processCounters(this.backend);
   }
 
   // ---- bookkeeping
@@ -168,42 +169,34 @@ export class LinuxSockets implements SocketApi {
     return peek.i32(this.errnoAt, 0);
   }
 
-  /** Counts a failed call and throws its errno (read now, before anything else runs). */
-  private fail(what: string, fd: number, e = this.errno()): never {
-    if (e === EAGAIN || e === EINPROGRESS) this.nWouldBlock++;
-    else this.nErrors++;
-    throw new ErrnoError(e, `${what}(${fd})`);
+  /** Counts call k's failure and throws its errno (read now, before anything else runs). */
+  private fail(k: number, fd: number, e = this.errno()): never {
+    if (e === EAGAIN || e === EINPROGRESS) this.counters.again(k);
+    else this.counters.error(k);
+    throw new ErrnoError(e, `${CALLS[k]}(${fd})`);
   }
 
-  /** A call refused before any system call. */
-  private refuse(what: string, fd: number, e: number): never {
-    this.nUserspace++;
-    this.nErrors++;
-    throw new ErrnoError(e, `${what}(${fd})`);
+  /** Call k refused before any system call. */
+  private refuse(k: number, fd: number, e: number): never {
+    this.counters.user(k);
+    this.counters.error(k);
+    throw new ErrnoError(e, `${CALLS[k]}(${fd})`);
   }
 
   stats(): SocketStats {
-    const calls: Record<string, number> = {};
-    let total = 0;
-    for (let i = 0; i < CALLS.length; i++) {
-      const n = this.counts[i]!;
-      total += n;
-      if (n > 0) calls[CALLS[i]!] = n;
-    }
-    return { calls, total, syscalls: this.nSyscalls, userspace: this.nUserspace, wouldBlock: this.nWouldBlock, errors: this.nErrors };
+    return this.counters.snapshot();
   }
 
   resetStats(): void {
-    this.counts.fill(0);
-    this.nSyscalls = this.nUserspace = this.nWouldBlock = this.nErrors = 0;
+    this.counters.reset();
   }
 
   // ---- struct sockaddr_in: family (native u16), port (BE), addr (BE), zero[8]
 
-  private putAddr(what: string, fd: number, a: SockAddr): Uint8Array {
+  private putAddr(k: number, fd: number, a: SockAddr): Uint8Array {
     const { addr, port } = a;
     if (!Number.isInteger(addr) || addr < 0 || addr > 0xffffffff || !Number.isInteger(port) || port < 0 || port > 65535) {
-      this.refuse(what, fd, EINVAL);
+      this.refuse(k, fd, EINVAL);
     }
     const v = this.saView;
     v.setUint16(0, AF_INET, true);
@@ -224,117 +217,117 @@ export class LinuxSockets implements SocketApi {
   // ---- setup
 
   socket(domain: number, type: number, protocol = 0): number {
-    this.counts[K.socket]!++;
-    if (domain !== AF_INET) this.refuse("socket", -1, EAFNOSUPPORT);
-    this.nSyscalls++;
+    this.counters.call(K.socket);
+    if (domain !== AF_INET) this.refuse(K.socket, -1, EAFNOSUPPORT);
+    this.counters.sys(K.socket);
     const fd = this.c.socket(domain, type, protocol);
-    if (fd < 0) this.fail("socket", -1);
+    if (fd < 0) this.fail(K.socket, -1);
     return fd;
   }
 
   bind(fd: number, sa: SockAddr): void {
-    this.counts[K.bind]!++;
-    const s = this.putAddr("bind", fd, sa);
-    this.nSyscalls++;
-    if (this.c.bind(fd, s, SOCKADDR_IN_LEN) < 0) this.fail("bind", fd);
+    this.counters.call(K.bind);
+    const s = this.putAddr(K.bind, fd, sa);
+    this.counters.sys(K.bind);
+    if (this.c.bind(fd, s, SOCKADDR_IN_LEN) < 0) this.fail(K.bind, fd);
   }
 
   listen(fd: number, backlog = SOMAXCONN): void {
-    this.counts[K.listen]!++;
-    this.nSyscalls++;
-    if (this.c.listen(fd, backlog) < 0) this.fail("listen", fd);
+    this.counters.call(K.listen);
+    this.counters.sys(K.listen);
+    if (this.c.listen(fd, backlog) < 0) this.fail(K.listen, fd);
   }
 
   accept(fd: number): Accepted {
-    this.counts[K.accept]!++;
-    return this.doAccept("accept", fd, 0);
+    this.counters.call(K.accept);
+    return this.doAccept(K.accept, fd, 0);
   }
 
   accept4(fd: number, flags: number): Accepted {
-    this.counts[K.accept4]!++;
-    return this.doAccept("accept4", fd, flags);
+    this.counters.call(K.accept4);
+    return this.doAccept(K.accept4, fd, flags);
   }
 
-  private doAccept(what: string, fd: number, flags: number): Accepted {
+  private doAccept(k: number, fd: number, flags: number): Accepted {
     let nfd: number;
     do {
-      this.nSyscalls++;
+      this.counters.sys(k);
       this.saLen[0] = SOCKADDR_IN_LEN;
       nfd = this.c.accept4(fd, this.sa, this.saLen, flags);
     } while (nfd < 0 && this.errno() === EINTR);
-    if (nfd < 0) this.fail(what, fd);
+    if (nfd < 0) this.fail(k, fd);
     const a = this.getAddr();
     return { fd: nfd, addr: a.addr, port: a.port };
   }
 
   connect(fd: number, sa: SockAddr): void {
-    this.counts[K.connect]!++;
-    const s = this.putAddr("connect", fd, sa);
-    this.nSyscalls++;
+    this.counters.call(K.connect);
+    const s = this.putAddr(K.connect, fd, sa);
+    this.counters.sys(K.connect);
     if (this.c.connect(fd, s, SOCKADDR_IN_LEN) === 0) return;
     const e = this.errno();
-    if (e !== EINTR) this.fail("connect", fd, e);
+    if (e !== EINTR) this.fail(K.connect, fd, e);
     // A blocking connect interrupted by a signal goes on in the background: wait for it.
     for (;;) {
       this.writePollFd(0, fd, POLLOUT);
-      this.nSyscalls++;
+      this.counters.sys(K.connect);
       const n = this.c.poll(this.pfd, 1, -1);
       if (n < 0 && this.errno() === EINTR) continue;
-      if (n < 0) this.fail("connect", fd);
+      if (n < 0) this.fail(K.connect, fd);
       break;
     }
-    this.nSyscalls++;
+    this.counters.sys(K.connect);
     const r = this.intOpt(fd, SOL_SOCKET, SO_ERROR);
-    if (r < 0) this.fail("connect", fd);
-    if (this.opt[0] !== 0) this.fail("connect", fd, this.opt[0]!);
+    if (r < 0) this.fail(K.connect, fd);
+    if (this.opt[0] !== 0) this.fail(K.connect, fd, this.opt[0]!);
   }
 
   // ---- data
 
   read(fd: number, buf: Uint8Array): number {
-    this.counts[K.read]!++;
+    this.counters.call(K.read);
     let n: number;
     do {
-      this.nSyscalls++;
+      this.counters.sys(K.read);
       n = this.c.read(fd, buf, buf.length);
     } while (n < 0 && this.errno() === EINTR);
-    if (n < 0) this.fail("read", fd);
+    if (n < 0) this.fail(K.read, fd);
     return n;
   }
 
   write(fd: number, buf: Uint8Array): number {
-    this.counts[K.write]!++;
+    this.counters.call(K.write);
     let n: number;
     let e = 0;
     do {
-      this.nSyscalls++;
+      this.counters.sys(K.write);
       n = this.c.send(fd, buf, buf.length, MSG_NOSIGNAL);
     } while (n < 0 && (e = this.errno()) === EINTR);
     if (n < 0 && e === ENOTSOCK) {
       // Not a socket: plain write(2) (SIGPIPE is the runtime's business there).
       do {
-        this.nSyscalls++;
+        this.counters.sys(K.write);
         n = this.c.write(fd, buf, buf.length);
       } while (n < 0 && (e = this.errno()) === EINTR);
     }
-    if (n < 0) this.fail("write", fd, e);
+    if (n < 0) this.fail(K.write, fd, e);
     return n;
   }
 
   readv(fd: number, bufs: Uint8Array[]): number {
-    this.counts[K.readv]!++;
+    this.counters.call(K.readv);
     const iov = this.fillIov(bufs);
     let n: number;
     do {
-      this.nSyscalls++;
+      this.counters.sys(K.readv);
       n = this.c.readv(fd, iov, bufs.length);
     } while (n < 0 && this.errno() === EINTR);
-    if (n < 0) this.fail("readv", fd);
+    if (n < 0) this.fail(K.readv, fd);
     return n;
   }
 
   writev(fd: number, bufs: Uint8Array[]): number {
-    this.counts[K.writev]!++;
+    this.counters.call(K.writev);
     const iov = this.fillIov(bufs);
     // struct msghdr { name, namelen, iov, iovlen, control, controllen, flags }: only the iovec is set.
     const m = this.msgView;
@@ -346,16 +339,16 @@ export class LinuxSockets implements SocketApi {
     let n: number;
     let e = 0;
     do {
-      this.nSyscalls++;
+      this.counters.sys(K.writev);
       n = this.c.sendmsg(fd, this.msg, MSG_NOSIGNAL);
     } while (n < 0 && (e = this.errno()) === EINTR);
     if (n < 0 && e === ENOTSOCK) {
       do {
-        this.nSyscalls++;
+        this.counters.sys(K.writev);
         n = this.c.writev(fd, iov, bufs.length);
       } while (n < 0 && (e = this.errno()) === EINTR);
     }
-    if (n < 0) this.fail("writev", fd, e);
+    if (n < 0) this.fail(K.writev, fd, e);
     return n;
   }
 
@@ -379,12 +372,12 @@ export class LinuxSockets implements SocketApi {
   }
 
   recv(fd: number, buf: Uint8Array, flags = 0): number {
-    this.counts[K.recv]!++;
+    this.counters.call(K.recv);
     return this.doRecv(fd, buf, flags);
   }
 
   recvBytes(fd: number, max: number, flags = 0): Uint8Array {
-    this.counts[K.recv]!++;
+    this.counters.call(K.recv);
     const buf = new Uint8Array(max);
     const n = this.doRecv(fd, buf, flags);
     return n === max ? buf : buf.slice(0, n);
@@ -393,95 +386,95 @@ export class LinuxSockets implements SocketApi {
   private doRecv(fd: number, buf: Uint8Array, flags: number): number {
     let n: number;
     do {
-      this.nSyscalls++;
+      this.counters.sys(K.recv);
       n = this.c.recv(fd, buf, buf.length, flags);
     } while (n < 0 && this.errno() === EINTR);
-    if (n < 0) this.fail("recv", fd);
+    if (n < 0) this.fail(K.recv, fd);
     return n;
   }
 
   send(fd: number, buf: Uint8Array, flags = 0): number {
-    this.counts[K.send]!++;
+    this.counters.call(K.send);
     let n: number;
     do {
-      this.nSyscalls++;
+      this.counters.sys(K.send);
       n = this.c.send(fd, buf, buf.length, flags | MSG_NOSIGNAL);
     } while (n < 0 && this.errno() === EINTR);
-    if (n < 0) this.fail("send", fd);
+    if (n < 0) this.fail(K.send, fd);
     return n;
   }
 
   recvfrom(fd: number, buf: Uint8Array, flags = 0): RecvFrom {
-    this.counts[K.recvfrom]!++;
+    this.counters.call(K.recvfrom);
     let n: number;
     do {
-      this.nSyscalls++;
+      this.counters.sys(K.recvfrom);
       this.saLen[0] = SOCKADDR_IN_LEN;
       n = this.c.recvfrom(fd, buf, buf.length, flags, this.sa, this.saLen);
     } while (n < 0 && this.errno() === EINTR);
-    if (n < 0) this.fail("recvfrom", fd);
+    if (n < 0) this.fail(K.recvfrom, fd);
     const a = this.getAddr();
     return { n, addr: a.addr, port: a.port };
   }
 
   sendto(fd: number, buf: Uint8Array, flags: number, sa: SockAddr): number {
-    this.counts[K.sendto]!++;
-    const s = this.putAddr("sendto", fd, sa);
+    this.counters.call(K.sendto);
+    const s = this.putAddr(K.sendto, fd, sa);
     let n: number;
     do {
-      this.nSyscalls++;
+      this.counters.sys(K.sendto);
       n = this.c.sendto(fd, buf, buf.length, flags | MSG_NOSIGNAL, s, SOCKADDR_IN_LEN);
     } while (n < 0 && this.errno() === EINTR);
-    if (n < 0) this.fail("sendto", fd);
+    if (n < 0) this.fail(K.sendto, fd);
     return n;
   }
 
   shutdown(fd: number, how: number): void {
-    this.counts[K.shutdown]!++;
-    this.nSyscalls++;
-    if (this.c.shutdown(fd, how) < 0) this.fail("shutdown", fd);
+    this.counters.call(K.shutdown);
+    this.counters.sys(K.shutdown);
+    if (this.c.shutdown(fd, how) < 0) this.fail(K.shutdown, fd);
   }
 
   close(fd: number): void {
-    this.counts[K.close]!++;
-    this.nSyscalls++;
+    this.counters.call(K.close);
+    this.counters.sys(K.close);
     // Never retried: after EINTR Linux has released the fd, and it may already be someone else's.
-    if (this.c.close(fd) < 0 && this.errno() !== EINTR) this.fail("close", fd);
+    if (this.c.close(fd) < 0 && this.errno() !== EINTR) this.fail(K.close, fd);
   }
 
   // ---- control
 
   fcntl(fd: number, cmd: number, arg = 0): number {
-    this.counts[K.fcntl]!++;
-    this.nSyscalls++;
+    this.counters.call(K.fcntl);
+    this.counters.sys(K.fcntl);
     const r = this.c.fcntl(fd, cmd, arg);
-    if (r < 0) this.fail("fcntl", fd);
+    if (r < 0) this.fail(K.fcntl, fd);
     return r;
   }
 
   setsockopt(fd: number, level: number, name: number, value: number | Linger): void {
-    this.counts[K.setsockopt]!++;
+    this.counters.call(K.setsockopt);
     const o = this.opt;
     let len = 4;
     if (typeof value === "number") {
-      if (level === SOL_SOCKET && name === SO_LINGER) this.refuse("setsockopt", fd, EINVAL);
+      if (level === SOL_SOCKET && name === SO_LINGER) this.refuse(K.setsockopt, fd, EINVAL);
       o[0] = value;
     } else {
-      if (level !== SOL_SOCKET || name !== SO_LINGER) this.refuse("setsockopt", fd, EINVAL);
+      if (level !== SOL_SOCKET || name !== SO_LINGER) this.refuse(K.setsockopt, fd, EINVAL);
       o[0] = value.onoff ? 1 : 0;
       o[1] = value.linger;
       len = 8;
     }
-    this.nSyscalls++;
-    if (this.c.setsockopt(fd, level, name, o, len) < 0) this.fail("setsockopt", fd);
+    this.counters.sys(K.setsockopt);
+    if (this.c.setsockopt(fd, level, name, o, len) < 0) this.fail(K.setsockopt, fd);
   }
 
   getsockopt(fd: number, level: typeof SOL_SOCKET, name: typeof SO_LINGER): Linger;
   getsockopt(fd: number, level: number, name: number): number;
   getsockopt(fd: number, level: number, name: number): number | Linger {
-    this.counts[K.getsockopt]!++;
-    this.nSyscalls++;
-    if (this.intOpt(fd, level, name) < 0) this.fail("getsockopt", fd);
+    this.counters.call(K.getsockopt);
+    this.counters.sys(K.getsockopt);
+    if (this.intOpt(fd, level, name) < 0) this.fail(K.getsockopt, fd);
     if (level === SOL_SOCKET && name === SO_LINGER) return { onoff: this.opt[0] !== 0, linger: this.opt[1]! };
     return this.opt[0]!;
   }
@@ -495,18 +488,18 @@ export class LinuxSockets implements SocketApi {
   }
 
   getsockname(fd: number): SockAddr {
-    this.counts[K.getsockname]!++;
-    this.nSyscalls++;
+    this.counters.call(K.getsockname);
+    this.counters.sys(K.getsockname);
     this.saLen[0] = SOCKADDR_IN_LEN;
-    if (this.c.getsockname(fd, this.sa, this.saLen) < 0) this.fail("getsockname", fd);
+    if (this.c.getsockname(fd, this.sa, this.saLen) < 0) this.fail(K.getsockname, fd);
     return this.getAddr();
   }
 
   getpeername(fd: number): SockAddr {
-    this.counts[K.getpeername]!++;
-    this.nSyscalls++;
+    this.counters.call(K.getpeername);
+    this.counters.sys(K.getpeername);
     this.saLen[0] = SOCKADDR_IN_LEN;
-    if (this.c.getpeername(fd, this.sa, this.saLen) < 0) this.fail("getpeername", fd);
+    if (this.c.getpeername(fd, this.sa, this.saLen) < 0) this.fail(K.getpeername, fd);
     return this.getAddr();
   }
 
@@ -529,38 +522,42 @@ export class LinuxSockets implements SocketApi {
     return this.pfdView.getUint16(i * 8 + 6, true);
   }
 
-  /** poll(2) over the first n scratch pollfds, retrying EINTR with the time left; the raw count. */
-  private doPoll(what: string, n: number, timeoutMs: number): number {
+  /** poll(2) over the first n scratch pollfds for call k, retrying EINTR with the time left; the raw count. */
+  private doPoll(k: number, n: number, timeoutMs: number): number {
     const forever = timeoutMs < 0;
-    const deadline = forever ? 0 : performance.now() + timeoutMs;
+    const t0 = timeoutMs !== 0 ? performance.now() : 0;
+    const deadline = forever ? 0 : t0 + timeoutMs;
     let t = forever ? -1 : Math.ceil(timeoutMs);
     for (;;) {
-      this.nSyscalls++;
+      this.counters.sys(k);
       const r = this.c.poll(this.pfd, n, t);
-      if (r >= 0) return r;
+      if (r >= 0) {
+        if (timeoutMs !== 0 && (r === 0 || performance.now() - t0 >= SLEPT_MS)) this.counters.block(k);
+        return r;
+      }
       const e = this.errno();
-      if (e !== EINTR) this.fail(what, n > 0 ? this.pfdView.getInt32(0, true) : -1, e);
+      if (e !== EINTR) this.fail(k, n > 0 ? this.pfdView.getInt32(0, true) : -1, e);
       if (!forever) t = Math.max(0, Math.ceil(deadline - performance.now()));
     }
   }
 
   select(readfds: Iterable<number>, writefds: Iterable<number>, timeoutMs: number): SelectResult {
-    this.counts[K.select]!++;
+    this.counters.call(K.select);
     const want = new Map<number, number>();
     for (const fd of readfds) want.set(fd, (want.get(fd) ?? 0) | POLLIN);
     for (const fd of writefds) want.set(fd, (want.get(fd) ?? 0) | POLLOUT);
     let i = 0;
     for (const [fd, events] of want) {
-      if (!Number.isInteger(fd) || fd < 0) this.refuse("select", fd, EBADF);
+      if (!Number.isInteger(fd) || fd < 0) this.refuse(K.select, fd, EBADF);
       this.writePollFd(i++, fd, events);
     }
-    this.doPoll("select", i, timeoutMs);
+    this.doPoll(K.select, i, timeoutMs);
     const r: SelectResult = { n: 0, readfds: new Set(), writefds: new Set() };
     i = 0;
     for (const [fd, events] of want) {
       const rev = this.revents(i++);
       if (rev & POLLNVAL) {
-        this.nErrors++;
+        this.counters.error(K.select);
         throw new ErrnoError(EBADF, `select(${fd})`);
       }
       // As Linux's select: readable on data, EOF, hangup or error; writable on room or error.
@@ -572,50 +569,54 @@ export class LinuxSockets implements SocketApi {
   }
 
   poll(fds: PollFd[], timeoutMs: number): number[] {
-    this.counts[K.poll]!++;
+    this.counters.call(K.poll);
     for (let i = 0; i < fds.length; i++) this.writePollFd(i, fds[i]!.fd, fds[i]!.events);
-    this.doPoll("poll", fds.length, timeoutMs);
+    this.doPoll(K.poll, fds.length, timeoutMs);
     const out = new Array<number>(fds.length);
     for (let i = 0; i < fds.length; i++) out[i] = this.revents(i);
     return out;
   }
 
   epoll_create1(flags = 0): number {
-    this.counts[K.epoll_create1]!++;
-    this.nSyscalls++;
+    this.counters.call(K.epoll_create1);
+    this.counters.sys(K.epoll_create1);
     const fd = this.c.epoll_create1(flags);
-    if (fd < 0) this.fail("epoll_create1", -1);
+    if (fd < 0) this.fail(K.epoll_create1, -1);
     return fd;
   }
 
   epoll_ctl(epfd: number, op: number, fd: number, events = 0, data = fd): void {
-    this.counts[K.epoll_ctl]!++;
-    if (!Number.isSafeInteger(data) || data < 0) this.refuse("epoll_ctl", fd, EINVAL);
+    this.counters.call(K.epoll_ctl);
+    if (!Number.isSafeInteger(data) || data < 0) this.refuse(K.epoll_ctl, fd, EINVAL);
     const v = this.evView;
     v.setUint32(0, events >>> 0, true);
     v.setUint32(EV_DATA, data % TWO32, true);
     v.setUint32(EV_DATA + 4, Math.floor(data / TWO32), true);
-    this.nSyscalls++;
-    if (this.c.epoll_ctl(epfd, op, fd, this.ev) < 0) this.fail("epoll_ctl", fd);
+    this.counters.sys(K.epoll_ctl);
+    if (this.c.epoll_ctl(epfd, op, fd, this.ev) < 0) this.fail(K.epoll_ctl, fd);
   }
 
   epoll_wait(epfd: number, max: number, timeoutMs: number): EpollEvent[] {
-    this.counts[K.epoll_wait]!++;
-    if (!Number.isInteger(max) || max <= 0) this.refuse("epoll_wait", epfd, EINVAL);
+    this.counters.call(K.epoll_wait);
+    if (!Number.isInteger(max) || max <= 0) this.refuse(K.epoll_wait, epfd, EINVAL);
     if (this.events.length < max * EV_SIZE) {
       this.events = new Uint8Array(max * EV_SIZE);
       this.eventsView = new DataView(this.events.buffer);
     }
     const forever = timeoutMs < 0;
-    const deadline = forever ? 0 : performance.now() + timeoutMs;
+    const t0 = timeoutMs !== 0 ? performance.now() : 0;
+    const deadline = forever ? 0 : t0 + timeoutMs;
     let t = forever ? -1 : Math.ceil(timeoutMs);
     let n: number;
     for (;;) {
-      this.nSyscalls++;
+      this.counters.sys(K.epoll_wait);
       n = this.c.epoll_wait(epfd, this.events, max, t);
-      if (n >= 0) break;
+      if (n >= 0) {
+        if (timeoutMs !== 0 && (n === 0 || performance.now() - t0 >= SLEPT_MS)) this.counters.block(K.epoll_wait);
+        break;
+      }
       const e = this.errno();
-      if (e !== EINTR) this.fail("epoll_wait", epfd, e);
+      if (e !== EINTR) this.fail(K.epoll_wait, epfd, e);
       if (!forever) t = Math.max(0, Math.ceil(deadline - performance.now()));
     }
     const v = this.eventsView;

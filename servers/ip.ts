@@ -206,6 +206,8 @@ export const server: ServerDef<State> = {
     ...linkHandlers<State>(),
     [IPCALL.ROUTE]: (s, m: Message) => {
       const dst = Number((m.payload as { dst?: unknown } | undefined)?.dst) >>> 0;
+      // 127/8 is reached from 127.0.0.1, as on Linux: both ends of a loopback connection are 127/8.
+      if (dst >>> 24 === 127) return { src: 0x7f000001, mtu: 65535, iface: "lo" };
       const r = s.ip.routes.lookup(dst);
       const iface = r ? s.ip.ifaces.get(r.iface) : undefined;
       if (!r || !iface) throw new ErrnoError(EHOSTUNREACH, `no route to ${formatIpv4Addr(dst)}`);

@@ -4,6 +4,7 @@
 // ports are in-process queues and whose calls are function calls; packets still
 // move as descriptors into the same pools. The kernel knows this server by the
 // layers' names too, so the syscall server and ctl reach it unchanged.
+import { bellsSleeping } from "../lib/net/fastapp.ts";
 import { IPCALL, NET, SRV_CTL } from "../lib/ipc/calls.ts";
 import type { Message } from "../lib/ipc/message.ts";
 import { PoolOwner } from "../lib/ipc/pool.ts";
@@ -118,8 +119,15 @@ export const server: ServerDef<State> = {
     return d;
   },
   idle(s, proc, ms) {
+    // The transport layers' bells say "asleep" so apps ring the doorbell's eventfd,
+    // which the nic layer's sleep watches with the device (store, then recheck).
+    if (bellsSleeping(true)) {
+      bellsSleeping(false);
+      return;
+    }
     const n = s.byName.get("nic")!;
     if (n.def.idle) n.def.idle(n.s, proc, ms);
     else proc.idle(ms);
+    bellsSleeping(false);
   },
 };

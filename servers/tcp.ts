@@ -22,6 +22,12 @@ import { isnFor, type Secret, TcpConnection, TcpListener, TcpTable, type Outgoin
 import type { TcpRepr } from "../lib/net/types.ts";
 import { MinHeap } from "../lib/sys/heap.ts";
 import { loadStore, saveStore } from "../lib/sys/store.ts";
+import { type FastApp, FastArenas } from "../lib/net/fastapp.ts";
+import type { SockStack, TxDesc } from "../lib/sock/stack.ts";
+import {
+  type Geometry, KIND_CLOSE, KIND_CONNECT, KIND_SHUTDOWN, SHUT_RD, SOCK_STREAM as ARENA_STREAM, ST_CONNECTED, ST_CONNECTING,
+  ST_LISTENING, RDHUP, VIOLATION, WRITABLE,
+} from "../lib/sock/abi.ts";
 
 /** Most bytes one recv returns (a kernel message holds at most 16 KiB). */
 const MAX_IO = 8192;
@@ -40,9 +46,27 @@ interface SendWaiter {
   off: number;
 }
 
+/** A socket whose buffers are rings in its app's arena (issue 4, fast sockets). */
+interface FastTcp {
+  fa: FastApp<Sock>;
+  slot: number;
+  sk: SockStack;
+  /** SHUTDOWN(SHUT_WR) drained: FIN once every byte before it went to the connection. */
+  shutWr: boolean;
+  shutDone: boolean;
+  /** CLOSE drained: 1 graceful, 2 abort (SO_LINGER 0); finished once TX is fed. */
+  closing: number;
+  eofPushed: boolean;
+  /** A CONNECT by descriptor waits for its result (an ERROR descriptor). */
+  connectPending: boolean;
+  /** A listener: children premapped into its ring, oldest first (the app takes them in order). */
+  children: Sock[];
+}
+
 interface Sock {
   id: number;
   app: number;
+  fast?: FastTcp;
   laddr: number;
   lport: number;
   raddr: number;
@@ -82,11 +106,31 @@ interface State {
   timedRecvs: Set<Sock>;
   /** The socket table changed since it was last saved. */
   dirty: boolean;
-  stats: { rxSegments: number; txSegments: number; badSegments: number; txDropped: number; accepted: number; resets: number };
+  stats: {
+    rxSegments: number; txSegments: number; badSegments: number; txDropped: number; accepted: number; resets: number;
+    /** Fast sockets: bytes from TX rings into connections and from connections into RX rings. */
+    fastTxBytes: number; fastRxBytes: number;
+    /** Children premapped into listeners' rings; connections dropped for want of a socket buffer. */
+    premapped: number; premapDrops: number;
+    /** ABI violations by apps (each reset the socket it happened on). */
+    violations: number;
+  };
+  /** Per app: its socket arena (fast sockets). Lost on a restart. */
+  arenas: FastArenas<Sock>;
+  /** The socket whose TX is being drained (for the drain callback). */
+  draining: Sock | null;
+  onTx: (d: TxDesc, sk: SockStack) => void;
+  /** Staging for TX bytes on their way from a ring into a connection. */
+  scratch: Uint8Array;
 }
 
+/** Socket buffers of a fast TCP socket (the rings extend the connection's own buffers). */
+const FAST_GEOMETRY: Partial<Geometry> = { txSlots: 64, txData: 131072, rxSlots: 64, rxData: 131072 };
+/** TX descriptors drained per socket per walk. */
+const TX_BUDGET = 64;
+
 /** The layer's state over its links (a server of its own, or a layer of servers/stack.ts). */
-export function initLayer(_proc: Proc, links: Links): State {
+export function initLayer(proc: Proc, links: Links): State {
   const pool = links.ownPool(POOL_BUFFERS, POOL_BUF, ["ip", "pf", "nic"]);
   const rnd = new Uint32Array(2);
   crypto.getRandomValues(rnd);
@@ -94,8 +138,14 @@ export function initLayer(_proc: Proc, links: Links): State {
     links, pool, table: new TcpTable(), secret: [rnd[0]!, rnd[1]!], socks: new Map(), byConn: new Map(), byListener: new Map(),
     nextId: 1, nextEphemeral: EPHEMERAL_LO + (rnd[0]! % 1000), lastTick: 0,
     timers: new MinHeap(), scheduled: new Map(), byPort: new Map(), timedRecvs: new Set(), dirty: false,
-    stats: { rxSegments: 0, txSegments: 0, badSegments: 0, txDropped: 0, accepted: 0, resets: 0 },
+    stats: {
+      rxSegments: 0, txSegments: 0, badSegments: 0, txDropped: 0, accepted: 0, resets: 0, fastTxBytes: 0, fastRxBytes: 0,
+      premapped: 0, premapDrops: 0, violations: 0,
+    },
+    arenas: null as unknown as FastArenas<Sock>, draining: null, onTx: () => {}, scratch: new Uint8Array(65536),
   };
+  s.arenas = new FastArenas<Sock>(proc, "tcp", (fa, slot) => onActive(s, proc, fa, slot, performance.now()));
+  s.onTx = (d) => onTxDesc(s, proc, d);
   restore(s);
   return s;
 }
@@ -122,7 +172,7 @@ function save(s: State): void {
   s.dirty = false;
   const socks: SavedSock[] = [];
   for (const k of s.socks.values()) {
-    if (k.closed) continue;
+    if (k.closed || k.fast) continue; // fast sockets live in their arena, lost with this generation
     const kind = k.listener ? "listen" : k.conn || k.connected ? "conn" : "new";
     socks.push({ id: k.id, app: k.app, laddr: k.laddr, lport: k.lport, raddr: k.raddr, rport: k.rport, kind, backlog: k.backlog });
   }
@@ -259,21 +309,26 @@ function pump(s: State, proc: Proc, c: TcpConnection, now: number): void {
           complete(proc, k.connecting, 0);
           k.connecting = null;
         }
+        if (k.fast) fastConnected(s, k);
         break;
       case "readable":
       case "peer-closed":
-        serveRecvs(proc, k);
+        if (k.fast) pumpRx(s, proc, k);
+        else serveRecvs(proc, k);
         break;
       case "writable":
-        serveSends(s, proc, k, now);
+        if (k.fast) feedTx(s, proc, k, now);
+        else serveSends(s, proc, k, now);
         break;
       case "reset":
         s.stats.resets++;
         k.error = k.connected ? ECONNRESET : ECONNREFUSED;
+        if (k.fast) fastFail(s, proc, k, k.error);
         failAll(proc, k);
         break;
       case "timed-out":
         k.error = ETIMEDOUT;
+        if (k.fast) fastFail(s, proc, k, k.error);
         failAll(proc, k);
         break;
       case "closed":
@@ -281,6 +336,7 @@ function pump(s: State, proc: Proc, c: TcpConnection, now: number): void {
         s.byConn.delete(c);
         s.scheduled.delete(c);
         if (!k.error && !k.closed) k.error = k.connected ? 0 : ECONNREFUSED;
+        if (k.fast && !k.connected && !k.closed) fastFail(s, proc, k, k.error || ECONNREFUSED);
         failAll(proc, k);
         if (k.closed) forget(s, k);
         break;
@@ -340,8 +396,25 @@ function serveSends(s: State, proc: Proc, k: Sock, now: number): void {
 function onCall(s: State, proc: Proc, c: NetCall, now: number): void {
   const a = c.args;
   switch (c.op) {
-    case SYS.SOCKET:
-      return complete(proc, c, newSock(s, c.app).id);
+    case SYS.SOCKET: {
+      if (a.arena !== true) return complete(proc, c, newSock(s, c.app).id);
+      const fa = s.arenas.for(c.app, a.mode === "syscall");
+      const slot = fa.arena.allocSlot(ARENA_STREAM, { geometry: FAST_GEOMETRY, retainTx: true });
+      if (slot < 0) throw new ErrnoError(-slot, "no socket buffer");
+      const k = newSock(s, c.app);
+      k.fast = newFast(fa, slot);
+      fa.socks.set(slot, k);
+      return complete(proc, c, s.arenas.reply(fa, k.id, slot));
+    }
+    case SYS.SOCK_KICK: {
+      // The baseline (`--sockets syscall`): the app's system call after a write or before a read check.
+      const fa = s.arenas.apps.get(c.app);
+      const slot = num(a, "slot", -1);
+      const k = fa?.socks.get(slot);
+      if (!fa || !k) throw new ErrnoError(EBADF, "no such arena socket");
+      onActive(s, proc, fa, slot, now);
+      return complete(proc, c, k.fast?.sk.readiness ?? 0);
+    }
     case SYS.BIND: {
       const k = sockOf(s, c);
       if (k.lport !== 0) throw new ErrnoError(EINVAL, "already bound");
@@ -350,6 +423,7 @@ function onCall(s: State, proc: Proc, c: NetCall, now: number): void {
       if (port !== 0 && portInUse(s, port)) throw new ErrnoError(EADDRINUSE, `port ${port} in use`);
       k.laddr = num(a, "addr", 0) >>> 0;
       setPort(s, k, port === 0 ? ephemeral(s) : port);
+      k.fast?.sk.setAddrs(k.laddr, k.lport, 0, 0);
       return complete(proc, c, 0);
     }
     case SYS.LISTEN: {
@@ -364,6 +438,11 @@ function onCall(s: State, proc: Proc, c: NetCall, now: number): void {
       k.backlog = backlog;
       s.dirty = true;
       s.byListener.set(l, k);
+      if (k.fast) {
+        k.fast.sk.setState(ST_LISTENING);
+        k.fast.sk.setAddrs(k.laddr, k.lport, 0, 0);
+        k.fast.sk.setReadiness(0); // a listener is not writable
+      }
       return complete(proc, c, 0);
     }
     case SYS.ACCEPT: {
@@ -381,17 +460,7 @@ function onCall(s: State, proc: Proc, c: NetCall, now: number): void {
       const raddr = num(a, "addr", 0) >>> 0;
       const rport = num(a, "port", 0);
       if (!(rport > 0 && rport < 65536)) throw new ErrnoError(EINVAL, "bad port");
-      const laddr = k.laddr !== 0 ? k.laddr : s.links.sourceFor(raddr);
-      if (k.lport === 0) setPort(s, k, ephemeral(s));
-      k.laddr = laddr;
-      k.raddr = raddr;
-      k.rport = rport;
-      const conn = new TcpConnection({});
-      conn.connect(now, { addr: laddr, port: k.lport }, { addr: raddr, port: rport }, isnFor(s.secret, now, laddr, k.lport, raddr, rport));
-      s.table.add(conn);
-      k.conn = conn;
-      s.byConn.set(conn, k);
-      s.dirty = true;
+      const conn = startConnect(s, k, raddr, rport, now);
       if (a.nonblock === true) fail(proc, c, EINPROGRESS);
       else k.connecting = c;
       pump(s, proc, conn, now);
@@ -440,6 +509,14 @@ function onCall(s: State, proc: Proc, c: NetCall, now: number): void {
     }
     case SYS.CLOSE: {
       const k = sockOf(s, c);
+      if (k.fast) {
+        // What the app queued before closing still goes out (a CLOSE it posted too).
+        const f = k.fast;
+        if (!f.sk.isDead) drainFast(s, proc, k);
+        if (!k.closed && f.closing === 0) f.closing = a.abort === true ? 2 : 1;
+        if (!k.closed) feedTx(s, proc, k, now);
+        return complete(proc, c, 0);
+      }
       closeSock(s, proc, k, now);
       return complete(proc, c, 0);
     }
@@ -455,6 +532,26 @@ function onCall(s: State, proc: Proc, c: NetCall, now: number): void {
     default:
       throw new ErrnoError(EOPNOTSUPP, `tcp: call ${c.op} not supported`);
   }
+}
+
+function startConnect(s: State, k: Sock, raddr: number, rport: number, now: number): TcpConnection {
+  const laddr = k.laddr !== 0 ? k.laddr : s.links.sourceFor(raddr);
+  if (k.lport === 0) setPort(s, k, ephemeral(s));
+  k.laddr = laddr;
+  k.raddr = raddr;
+  k.rport = rport;
+  const conn = new TcpConnection({});
+  conn.connect(now, { addr: laddr, port: k.lport }, { addr: raddr, port: rport }, isnFor(s.secret, now, laddr, k.lport, raddr, rport));
+  s.table.add(conn);
+  k.conn = conn;
+  s.byConn.set(conn, k);
+  s.dirty = true;
+  if (k.fast) {
+    k.fast.sk.setState(ST_CONNECTING);
+    k.fast.sk.setAddrs(k.laddr, k.lport, raddr, rport);
+    k.fast.sk.setReadiness(0); // writable once connected
+  }
+  return conn;
 }
 
 /** Hands the next accepted connection to an accept call; false if none is ready. */
@@ -483,6 +580,7 @@ function closeSock(s: State, proc: Proc, k: Sock, now: number): void {
   for (const w of k.sends.splice(0)) fail(proc, w.call, EBADF);
   if (k.connecting) fail(proc, k.connecting, EBADF);
   k.connecting = null;
+  if (k.fast) releaseFast(s, proc, k, now);
   if (k.listener) {
     s.table.unlisten(k.laddr, k.lport);
     s.byListener.delete(k.listener);
@@ -498,6 +596,260 @@ function closeSock(s: State, proc: Proc, k: Sock, now: number): void {
     k.conn.close();
     pump(s, proc, k.conn, now);
   } else forget(s, k);
+}
+
+// ---- fast sockets (issue 4): the socket's buffers are rings in its app's arena ----
+// TX: the app posts DATA (kept in the ring until the connection takes it: the ring
+// extends the send buffer, so a full connection is back-pressure into the app's
+// ring), SHUTDOWN, CONNECT (a nonblocking connect) and CLOSE. RX: the connection's
+// in-order bytes go into the RX ring as DATA, the peer's FIN as CLOSE (EOF), a reset
+// as ERROR + EOF. A listener's completed connections are premapped children pushed
+// into its RX ring as ACCEPT descriptors (§5.5.5), at most min(backlog, ring) ahead.
+
+function newFast(fa: FastApp<Sock>, slot: number): FastTcp {
+  return { fa, slot, sk: fa.arena.sock(slot)!, shutWr: false, shutDone: false, closing: 0, eofPushed: false, connectPending: false, children: [] };
+}
+
+/** The arena walk (or a SOCK_KICK) found the socket marked: the app posted, or freed RX room. */
+function onActive(s: State, proc: Proc, fa: FastApp<Sock>, slot: number, now: number): void {
+  const k = fa.socks.get(slot);
+  if (!k?.fast) return;
+  const f = k.fast;
+  if (f.sk.isDead) {
+    // Reset by the stack: the only thing the app still posts is its CLOSE.
+    if (f.sk.txPosted()) {
+      f.closing = 2;
+      finishClose(s, proc, k, now);
+    }
+    return;
+  }
+  drainFast(s, proc, k);
+  if (!fa.socks.has(slot)) return; // closed in the drain
+  if (k.listener) {
+    if (f.closing !== 0 || f.sk.isDead) finishClose(s, proc, k, now);
+    else premap(s, proc, k, now);
+  } else {
+    feedTx(s, proc, k, now);
+    if (k.fast && !k.closed) pumpRx(s, proc, k);
+  }
+  if (k.conn) sendNow(s, k.conn, now);
+}
+
+function sendNow(s: State, c: TcpConnection, now: number): void {
+  for (const seg of c.poll(now)) transmit(s, c.local.addr, c.remote.addr, seg);
+  schedule(s, c);
+}
+
+/** Drains the socket's TX descriptors; a violation resets the socket (counted). */
+function drainFast(s: State, proc: Proc, k: Sock): void {
+  const f = k.fast!;
+  s.draining = k;
+  const r = f.sk.drainTx(s.onTx, TX_BUDGET);
+  s.draining = null;
+  if (r === VIOLATION) violation(s, proc, k);
+}
+
+function onTxDesc(s: State, proc: Proc, d: TxDesc): void {
+  const k = s.draining;
+  if (!k?.fast) return;
+  const f = k.fast;
+  switch (d.kind) {
+    case KIND_SHUTDOWN:
+      if (d.arg !== SHUT_RD) f.shutWr = true; // SHUT_RD is the app's own business
+      return;
+    case KIND_CLOSE:
+      f.closing = d.arg === 1 ? 2 : 1;
+      return;
+    case KIND_CONNECT: {
+      if (k.conn || k.listener || !(d.port > 0)) {
+        f.sk.pushError(k.conn ? (k.connected ? EISCONN : EALREADY) : EINVAL);
+        return;
+      }
+      f.connectPending = true;
+      const conn = startConnect(s, k, d.arg >>> 0, d.port, performance.now());
+      pump(s, proc, conn, performance.now());
+      return;
+    }
+    // DATA stays in the ring (retainTx) until feedTx hands it to the connection
+  }
+}
+
+/** Moves TX ring bytes into the connection as far as its send buffer has room; then FIN or close. */
+function feedTx(s: State, proc: Proc, k: Sock, now: number): void {
+  const f = k.fast;
+  if (!f) return;
+  const sk = f.sk;
+  const c = k.conn;
+  if (c && !sk.isDead) {
+    const buf = s.scratch;
+    while (sk.txRetained > 0) {
+      const space = c.sendSpace;
+      if (space <= 0) break;
+      const n = Math.min(sk.txRetained, space, buf.length);
+      if (!sk.copyTx(sk.txReleasedTo, n, buf)) break;
+      const m = c.send(buf.subarray(0, n));
+      if (m <= 0) break;
+      sk.releaseTx(m);
+      s.stats.fastTxBytes += m;
+    }
+    if (f.shutWr && !f.shutDone && sk.txRetained === 0) {
+      f.shutDone = true;
+      c.shutdownWrite();
+    }
+  }
+  if (f.closing !== 0 && (f.closing === 2 || !c || sk.isDead || sk.txRetained === 0)) finishClose(s, proc, k, now);
+  else if (c) sendNow(s, c, now);
+}
+
+/** Moves the connection's in-order bytes into the RX ring as far as it has room; EOF after them. */
+function pumpRx(s: State, proc: Proc, k: Sock): void {
+  const f = k.fast;
+  const c = k.conn;
+  if (!f || !c || f.sk.isDead || f.closing !== 0) return;
+  const sk = f.sk;
+  while (c.readableBytes > 0) {
+    const room = sk.rxFree();
+    if (room === VIOLATION) return violation(s, proc, k);
+    if (room <= 0) {
+      if (sk.rxSlotsNow(1) === VIOLATION) violation(s, proc, k); // arms prodWant: the app marks us when it reads
+      return;
+    }
+    const data = c.recv(Math.min(room, 65536));
+    if (data.length === 0) break;
+    const n = sk.pushRx(data);
+    if (n === VIOLATION) return violation(s, proc, k);
+    s.stats.fastRxBytes += n;
+    if (n < data.length) break; // cannot happen: room was measured (the app only frees more)
+  }
+  if (c.eof && !f.eofPushed) {
+    const r = sk.pushEof();
+    if (r === VIOLATION) return violation(s, proc, k);
+    if (r === 1) {
+      f.eofPushed = true;
+      sk.setReadiness(sk.readiness | RDHUP);
+    }
+  }
+}
+
+function fastConnected(s: State, k: Sock): void {
+  const f = k.fast!;
+  // The result first, then the state: an app that sees CONNECTED finds ERROR 0 in the ring.
+  if (f.connectPending) {
+    f.connectPending = false;
+    f.sk.pushError(0);
+  }
+  f.sk.setAddrs(k.laddr, k.lport, k.raddr, k.rport);
+  f.sk.setState(ST_CONNECTED);
+  f.sk.setReadiness(WRITABLE | (f.sk.readiness & RDHUP));
+  void s;
+}
+
+/** The connection failed (reset, refused, timed out): ERROR(errno) + EOF into the ring. */
+function fastFail(s: State, proc: Proc, k: Sock, errno: number): void {
+  const f = k.fast!;
+  if (f.closing !== 0 || k.closed) return;
+  pumpRx(s, proc, k); // what arrived before the reset is still read first
+  f.connectPending = false;
+  f.sk.reset(errno);
+}
+
+/** The app broke the ABI on this socket: reset it (the peer gets a RST), count it. */
+function violation(s: State, proc: Proc, k: Sock): void {
+  const f = k.fast!;
+  s.stats.violations++;
+  f.fa.arena.reset(f.slot);
+  if (k.conn) {
+    k.conn.abort();
+    pump(s, proc, k.conn, performance.now());
+  }
+}
+
+/** The app's close is done with the ring: release the slot, close (or abort) the connection. */
+function finishClose(s: State, proc: Proc, k: Sock, now: number): void {
+  const f = k.fast!;
+  if (k.closed) return;
+  // Unread bytes in the ring, like unread bytes in a kernel buffer, turn a close into a reset.
+  const unread = f.sk.isDead ? 0 : f.sk.rxUnread();
+  if (k.conn && (f.closing === 2 || unread !== 0 || (f.sk.txRetained > 0 && !f.sk.isDead))) {
+    if (unread !== 0 || f.closing === 2) {
+      k.conn.abort();
+      pump(s, proc, k.conn, now);
+    }
+  }
+  closeSock(s, proc, k, now);
+}
+
+function releaseFast(s: State, proc: Proc, k: Sock, now: number): void {
+  const f = k.fast!;
+  if (f.children.length > 0) {
+    // A listener: the children the app never took are reset, like a kernel's accept queue.
+    const unread = f.sk.isDead ? f.children.length : f.sk.rxUnread();
+    const left = unread === VIOLATION ? f.children.length : Math.min(unread, f.children.length);
+    for (const n of f.children.slice(f.children.length - left)) {
+      if (n.closed) continue;
+      n.conn?.abort();
+      if (n.conn) pump(s, proc, n.conn, now);
+      closeSock(s, proc, n, now);
+    }
+    f.children = [];
+  }
+  if (f.fa.socks.get(f.slot) === k) {
+    f.fa.socks.delete(f.slot);
+    f.fa.arena.release(f.slot);
+  }
+}
+
+/** Premaps a fast listener's completed connections into its RX ring, at most min(backlog, ring) ahead. */
+function premap(s: State, proc: Proc, k: Sock, now: number): void {
+  const f = k.fast!;
+  const l = k.listener;
+  if (!l || f.sk.isDead || k.closed) return;
+  const sk = f.sk;
+  const cap = Math.max(1, Math.min(k.backlog, sk.geometry.rxSlots - 1));
+  for (;;) {
+    let unread = sk.rxUnread();
+    if (unread === VIOLATION) return violation(s, proc, k);
+    if (unread >= cap) {
+      // full: ask the app to mark us when it takes one, then look again
+      if (sk.rxSlotsNow(sk.geometry.rxSlots) === VIOLATION) return violation(s, proc, k);
+      unread = sk.rxUnread();
+      if (unread === VIOLATION) return violation(s, proc, k);
+      if (unread >= cap) return;
+    }
+    const conn = l.accept();
+    if (!conn) return;
+    const slot = f.fa.arena.allocSlot(ARENA_STREAM, { geometry: FAST_GEOMETRY, retainTx: true });
+    if (slot < 0) {
+      s.stats.premapDrops++;
+      conn.abort();
+      pump(s, proc, conn, now);
+      continue;
+    }
+    const n = newSock(s, k.app);
+    n.fast = newFast(f.fa, slot);
+    f.fa.socks.set(slot, n);
+    n.conn = conn;
+    n.connected = true;
+    n.laddr = conn.local.addr;
+    setPort(s, n, conn.local.port);
+    n.raddr = conn.remote.addr;
+    n.rport = conn.remote.port;
+    s.byConn.set(conn, n);
+    n.fast.sk.setState(ST_CONNECTED);
+    n.fast.sk.setAddrs(n.laddr, n.lport, n.raddr, n.rport);
+    s.stats.accepted++;
+    s.stats.premapped++;
+    // Anything that arrived before (data, FIN) is waiting in the connection.
+    pumpRx(s, proc, n);
+    pump(s, proc, conn, now);
+    f.children.push(n);
+    if (f.children.length > 2 * cap) f.children.splice(0, f.children.length - cap - 1); // the app took those
+    if (sk.pushAccept(slot, n.fast.sk.gen) !== 1) {
+      // the ring was checked above; only a scribbled ring gets here
+      violation(s, proc, k);
+      return;
+    }
+  }
 }
 
 // ---- input -------------------------------------------------------------------
@@ -518,11 +870,13 @@ function onSegment(s: State, proc: Proc, p: Packet, bytes: Uint8Array, now: numb
   if (res.conn) pump(s, proc, res.conn, now);
   if (res.accepted && listener) {
     const k = s.byListener.get(listener);
+    if (k?.fast) premap(s, proc, k, now);
     while (k && k.accepts.length > 0 && takeAccept(s, proc, k, k.accepts[0]!)) k.accepts.shift();
   }
 }
 
 function tick(s: State, proc: Proc, now: number): void {
+  for (const k of s.byListener.values()) if (k.fast) premap(s, proc, k, now);
   for (const l of s.table.listenersAll()) {
     if (l.nextDeadline() >= 0 && l.nextDeadline() <= now) transmitAll(s, l.onTick(now).map((o) => ({ src: o.src, dst: o.dst, seg: o.seg })));
   }
@@ -557,6 +911,7 @@ export const server: ServerDef<State> = {
     [NET.APP_EXITED]: (s, m: Message, proc) => {
       const app = (m.payload as { app?: number } | undefined)?.app;
       for (const k of [...s.socks.values()]) if (k.app === app && !k.closed) closeSock(s, proc, k, performance.now());
+      if (typeof app === "number") s.arenas.drop(app);
       s.links.flush();
       if (s.dirty) save(s);
       return NO_REPLY;
@@ -564,7 +919,7 @@ export const server: ServerDef<State> = {
     [SRV_CTL]: (s) => {
       const listeners: Record<string, unknown> = {};
       for (const k of s.byListener.values()) listeners[String(k.lport)] = { ...k.listener!.stats };
-      return { sockets: s.socks.size, connections: s.table.size, ...s.stats, listeners, pool: s.pool.stats };
+      return { sockets: s.socks.size, connections: s.table.size, arenas: s.arenas.size, ...s.stats, listeners, pool: s.pool.stats };
     },
   },
   poll(s, proc) {
@@ -578,6 +933,7 @@ export const server: ServerDef<State> = {
       });
       did = n > 0;
     }
+    if (s.arenas.size > 0 && s.arenas.poll()) did = true;
     if (now - s.lastTick >= 5) {
       s.lastTick = now;
       tick(s, proc, now);
@@ -587,4 +943,8 @@ export const server: ServerDef<State> = {
     return did;
   },
   nextDeadline: (s) => (s.table.size > 0 || s.socks.size > 0 ? Math.max(1, Math.min(5, s.timers.peekKey() - performance.now())) : Number.POSITIVE_INFINITY),
+  // With arenas, sleep where an app's bell can wake us (lib/net/fastapp.ts).
+  idle(s, proc, ms) {
+    s.arenas.idle(proc, ms, () => server.poll!(s, proc));
+  },
 };

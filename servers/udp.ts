@@ -34,13 +34,9 @@ import { emitUdp, parseUdp, UDP_HEADER_LEN } from "../lib/net/udp.ts";
 import { IpProtocol } from "../lib/net/ipv4.ts";
 import { UnreachableCode } from "../lib/net/icmp.ts";
 import { downTag, EPHEMERAL_HI, EPHEMERAL_LO, HEADROOM, TAG_UNREACH } from "../lib/net/stackproto.ts";
-import { StackArena } from "../lib/sock/arena.ts";
 import type { SockStack, TxDesc } from "../lib/sock/stack.ts";
 import { type Geometry, KIND_DATAGRAM, SOCK_DGRAM as ARENA_DGRAM, VIOLATION } from "../lib/sock/abi.ts";
-import { BELL_SLEEPING, createBell } from "../lib/net/sockbell.ts";
-import { eventfdCreate } from "../lib/sys/ffi.ts";
-import { MAX_SLEEP_MS } from "../lib/sys/proc.ts";
-import { PCB, PState } from "../lib/sys/pcb.ts";
+import { type FastApp, FastArenas } from "../lib/net/fastapp.ts";
 
 interface Dgram {
   data: Uint8Array;
@@ -54,23 +50,8 @@ interface Waiter {
   deadline: number;
 }
 
-/** One app's socket arena at this server. */
-interface FastApp {
-  app: number;
-  arena: StackArena;
-  bell: Int32Array;
-  /** Grant ids the app finds its memory under: control, bell, segments by index (-1: the grant failed). */
-  controlGrant: number;
-  bellGrant: number;
-  segments: number[];
-  /** slot -> socket */
-  socks: Map<number, Sock>;
-  /** Walk callback, made once. */
-  onActive: (slot: number) => void;
-}
-
 interface FastSock {
-  fa: FastApp;
+  fa: FastApp<Sock>;
   slot: number;
   sk: SockStack;
 }
@@ -108,9 +89,7 @@ interface State {
     violations: number;
   };
   /** Per app: its socket arena (fast sockets). Lost on a restart. */
-  arenas: Map<number, FastApp>;
-  /** The eventfd apps ring through their bells (-1 until the first arena). */
-  efd: number;
+  arenas: FastArenas<Sock>;
   /** The socket whose TX is being drained (for the drain callback). */
   draining: Sock | null;
   /** drainTx's callback, made once. */
@@ -161,7 +140,7 @@ function restore(s: State): void {
 }
 
 /** The layer's state over its links (a server of its own, or a layer of servers/stack.ts). */
-export function initLayer(_proc: Proc, links: Links): State {
+export function initLayer(proc: Proc, links: Links): State {
   // Created at start so every neighbour has attached it before the first datagram.
   const pool = links.ownPool(128, POOL_BUF, ["ip", "pf", "nic"]);
   const s: State = {
@@ -171,8 +150,9 @@ export function initLayer(_proc: Proc, links: Links): State {
       rx: 0, tx: 0, rxDrops: 0, noPort: 0, badChecksum: 0, rcvbufFull: 0, saveFailed: 0,
       fastTx: 0, fastRx: 0, fastRxFull: 0, fastTxDrops: 0, violations: 0,
     },
-    arenas: new Map(), efd: -1, draining: null, onTx: () => {},
+    arenas: null as unknown as FastArenas<Sock>, draining: null, onTx: () => {},
   };
+  s.arenas = new FastArenas<Sock>(proc, "udp", (fa, slot) => drainSock(s, proc, fa, slot));
   s.onTx = (d, sk) => onTxDesc(s, d, sk);
   restore(s);
   return s;
@@ -238,45 +218,8 @@ function sendDgram(s: State, proc: Proc, k: Sock, data: Uint8Array, dst: number,
 
 // ------------------------------------------------------------------ fast sockets
 
-/** The app's arena, made (and granted) on its first fast socket. */
-function arenaFor(s: State, proc: Proc, app: number): FastApp {
-  const had = s.arenas.get(app);
-  if (had) return had;
-  if (s.efd < 0) {
-    // The doorbell (and its eventfd) outlive a restart of this endpoint: reuse it.
-    const cur = Atomics.load(proc.doorbell.cells, 2) - 1;
-    if (cur >= 0) s.efd = cur;
-    else {
-      s.efd = eventfdCreate();
-      if (s.efd < 0) throw new ErrnoError(ENOBUFS, "no eventfd for the arena bell");
-      proc.doorbell.setEventfd(s.efd);
-    }
-  }
-  const segments: number[] = [];
-  const arena = new StackArena({
-    maxSockets: 1024,
-    onGrant: (index, sab) => {
-      try {
-        segments[index] = proc.grantTo(app, sab, { arena: "udp", role: "segment", index });
-      } catch (e) {
-        if (!(e instanceof ErrnoError)) throw e;
-        segments[index] = -1; // the app cannot open sockets there; it gets an error at socket()
-      }
-    },
-  });
-  const bellSab = createBell(s.efd);
-  const fa: FastApp = {
-    app, arena, bell: new Int32Array(bellSab), segments, socks: new Map(), onActive: () => {},
-    controlGrant: proc.grantTo(app, arena.control, { arena: "udp", role: "control" }),
-    bellGrant: proc.grantTo(app, bellSab, { arena: "udp", role: "bell" }),
-  };
-  fa.onActive = (slot) => drainSock(s, proc, fa, slot);
-  s.arenas.set(app, fa);
-  return fa;
-}
-
 /** Drains one arena socket's TX; a violation resets the socket (counted), a drained CLOSE closes it. */
-function drainSock(s: State, proc: Proc, fa: FastApp, slot: number): void {
+function drainSock(s: State, proc: Proc, fa: FastApp<Sock>, slot: number): void {
   const k = fa.socks.get(slot);
   const sk = fa.arena.sock(slot);
   if (!k || !sk) return;
@@ -325,11 +268,8 @@ function onTxDesc(s: State, d: TxDesc, sk: SockStack): void {
 }
 
 /** Walks every arena's activity; true if any socket had work. */
-function pollArenas(s: State, proc: Proc): boolean {
-  let did = false;
-  for (const fa of s.arenas.values()) {
-    if (fa.arena.busy() && fa.arena.takeActive(fa.onActive) > 0) did = true;
-  }
+function pollArenas(s: State): boolean {
+  const did = s.arenas.poll();
   if (did) s.links.port("ip")?.flush();
   return did;
 }
@@ -355,16 +295,14 @@ function onCall(s: State, proc: Proc, c: NetCall): void {
     case SYS.SOCKET: {
       const k: Sock = { id: s.nextId++, app: c.app, laddr: 0, lport: 0, raddr: 0, rport: 0, rxq: [], rxBytes: 0, waiters: [] };
       if (a.arena === true) {
-        const fa = arenaFor(s, proc, c.app);
+        const fa = s.arenas.for(c.app, a.mode === "syscall");
         const slot = fa.arena.allocSlot(ARENA_DGRAM, { geometry: FAST_GEOMETRY });
         if (slot < 0) throw new ErrnoError(-slot, "no socket buffer");
         const sk = fa.arena.sock(slot)!;
         k.fast = { fa, slot, sk };
         fa.socks.set(slot, k);
         s.socks.set(k.id, k);
-        return complete(proc, c, {
-          sock: k.id, slot, gen: sk.gen, control: fa.controlGrant, bell: fa.bellGrant, segments: fa.segments,
-        });
+        return complete(proc, c, s.arenas.reply(fa, k.id, slot));
       }
       s.socks.set(k.id, k);
       s.dirty = true;
@@ -423,6 +361,16 @@ function onCall(s: State, proc: Proc, c: NetCall): void {
     case SYS.SHUTDOWN:
       sockOf(s, c);
       return complete(proc, c, 0);
+    case SYS.SOCK_KICK: {
+      // The baseline (`--sockets syscall`): the app's system call after a write or before a read check.
+      const fa = s.arenas.apps.get(c.app);
+      const slot = num(a, "slot", -1);
+      const k = fa?.socks.get(slot);
+      if (!fa || !k) throw new ErrnoError(EBADF, "no such arena socket");
+      drainSock(s, proc, fa, slot);
+      s.links.port("ip")?.flush();
+      return complete(proc, c, k.fast?.sk.readiness ?? 0);
+    }
     case SYS.CLOSE: {
       const k = sockOf(s, c);
       // An arena socket: what the app queued before closing still goes out.
@@ -501,7 +449,7 @@ export const server: ServerDef<State> = {
     [NET.APP_EXITED]: (s, m: Message, proc) => {
       const app = (m.payload as { app?: number } | undefined)?.app;
       for (const k of [...s.socks.values()]) if (k.app === app) closeSock(s, proc, k);
-      if (typeof app === "number") s.arenas.delete(app);
+      if (typeof app === "number") s.arenas.drop(app);
       save(s);
       return NO_REPLY;
     },
@@ -510,7 +458,7 @@ export const server: ServerDef<State> = {
     let did = false;
     const ip = s.links.port("ip");
     if (ip && ip.recv(64, (p, b) => onPacket(s, proc, ip, p, b)) > 0) did = true;
-    if (s.arenas.size > 0 && pollArenas(s, proc)) did = true;
+    if (s.arenas.size > 0 && pollArenas(s)) did = true;
     ip?.flush();
     const now = performance.now();
     for (const k of s.socks.values()) {
@@ -525,19 +473,6 @@ export const server: ServerDef<State> = {
   // With arenas, sleep in poll(2) on the doorbell's eventfd (the kernel and ip ring it
   // through SLEEPING = 2), and tell each app through its bell that we sleep.
   idle(s, proc, ms) {
-    if (s.arenas.size === 0 || s.efd < 0) return proc.idle(ms);
-    if (ms <= 0) return;
-    Atomics.store(proc.pcb, PCB.STATE, PState.BLOCKED);
-    proc.beat();
-    proc.drainGrants();
-    proc.stats.sleeps++;
-    for (const fa of s.arenas.values()) Atomics.store(fa.bell, BELL_SLEEPING, 1);
-    const ready = () => proc.hasWork() || server.poll!(s, proc);
-    if (proc.doorbell.sleepPoll(ready, Math.min(MAX_SLEEP_MS, ms), s.efd)) {
-      proc.stats.wakes++;
-      Atomics.store(proc.pcb, PCB.WAKES, proc.stats.wakes);
-    }
-    for (const fa of s.arenas.values()) Atomics.store(fa.bell, BELL_SLEEPING, 0);
-    Atomics.store(proc.pcb, PCB.STATE, PState.RUNNING);
+    s.arenas.idle(proc, ms, () => server.poll!(s, proc));
   },
 };

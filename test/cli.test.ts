@@ -84,6 +84,38 @@ describe("npm start and ctl", () => {
     expect(existsSync(path)).toBe(false);
   });
 
+  test("ctl stats: Table 5.2 per process, one process's calls by kind, --json; errors for no socket use and no process", async () => {
+    const path = ctlPath();
+    const { child } = await boot(path, ["--no-apps"]);
+    const none = ctl(path, "stats");
+    expect(none.code).toBe(0);
+    expect(none.out.trim()).toBe("no process has used the socket API");
+    expect(ctl(path, "spawn", "test/fixtures/sockstats.ts").code).toBe(0);
+    // the app's 30 calls (test/fixtures/sockstats.ts); it keeps its counters after it exits
+    type Row = { name: string; total: number; state: string };
+    await until(() => ((JSON.parse(ctl(path, "stats", "--json").out) as Row[])[0]?.state === "exited"), 10_000);
+    const rows = JSON.parse(ctl(path, "stats", "--json").out) as Row[];
+    expect(rows.map((r) => [r.name, r.total])).toEqual([["sockstats", 30]]);
+    const table = ctl(path, "stats");
+    expect(table.code).toBe(0);
+    const lines = table.out.trimEnd().split("\n");
+    expect(lines[0]).toMatch(/^EP +NAME +BACKEND +STATE +CALLS +USER SPACE +SELECT BLOCKS +SELECT\/ALL +ACCEPT EAGAIN +READ EAGAIN +SYSCALLS$/);
+    expect(lines[1]).toMatch(/^ *\d+ +sockstats +linux +exited +30 +3\.33 % +50\.00 % +13\.33 % +80\.00 % +83\.33 % +\d+$/);
+    const one = ctl(path, "stats", "sockstats");
+    expect(one.code).toBe(0);
+    expect(one.out).toMatch(/^CALL +CALLS +USER SPACE +EAGAIN +BLOCKED +ERRORS +SYSCALLS$/m);
+    expect(one.out).toMatch(/^accept +3 +0 +3 +0 +0 +3$/m);
+    expect(one.out).toMatch(/^total +30 +1 +9 +2 +1 +\d+$/m);
+    const unused = ctl(path, "stats", "tcp");
+    expect(unused.code).toBe(1);
+    expect(unused.err).toMatch(/tcp has not used the socket API/);
+    expect(ctl(path, "stats", "nosuch").code).toBe(1);
+    expect(ctl(path, "stats", "a", "b").code).toBe(2);
+    const gone = exited(child);
+    expect(ctl(path, "shutdown").code).toBe(0);
+    expect((await gone).code).toBe(0);
+  });
+
   test("Ctrl-C (SIGINT) stops everything with exit 0", async () => {
     const path = ctlPath();
     const { child, out } = await boot(path, ["--app", "sysinfo"]);

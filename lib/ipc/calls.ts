@@ -57,6 +57,9 @@ export const SYS = {
   CLOSE: 120, // { fd }
   GETSOCKNAME: 121, // { fd } -> { addr, port }
   GETPEERNAME: 122, // { fd } -> { addr, port }
+  // the baseline of fast sockets (`--sockets syscall`): the stack does not walk the app's
+  // arena; libc makes this call after every write and before every read check
+  SOCK_KICK: 123, // { server: "tcp" | "udp", slot } -> readiness bits of the slot
   PING: 130, // { dst, seq, size, timeoutMs } -> { rttMs, ttl, bytes } : an ICMP echo through ip
 } as const;
 

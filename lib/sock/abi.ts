@@ -285,6 +285,7 @@ export const READABLE = 1;
 export const WRITABLE = 2;
 export const ERR = 4;
 export const HUP = 8;
+export const RDHUP = 16; // stream: the peer's FIN is in the RX ring (EOF after the data before it)
 
 /** shutdown(2) how. */
 export const SHUT_RD = 0;

@@ -4,6 +4,10 @@
 // (-EAGAIN: would block). No allocation and no closure on any operation.
 import {
   D_GEN,
+  D_LOCAL_ADDR,
+  D_LOCAL_PORT,
+  D_PEER_ADDR,
+  D_PEER_PORT,
   D_STATE,
   DESC_WORDS,
   E_ARG,
@@ -157,6 +161,19 @@ export class SockApp {
     return Atomics.load(this.ctl, this.dirIdx + D_GEN) !== this.gen;
   }
 
+  /** The addresses the stack published (getsockname, getpeername): [addr, port]. */
+  localAddr(): [number, number] {
+    return [Atomics.load(this.ctl, this.dirIdx + D_LOCAL_ADDR) >>> 0, Atomics.load(this.ctl, this.dirIdx + D_LOCAL_PORT) & 0xffff];
+  }
+  peerAddr(): [number, number] {
+    return [Atomics.load(this.ctl, this.dirIdx + D_PEER_ADDR) >>> 0, Atomics.load(this.ctl, this.dirIdx + D_PEER_PORT) & 0xffff];
+  }
+
+  /** The stack's RX descriptor count: moves with every arrival (edge-triggered epoll). */
+  rxArrivals(): number {
+    return Atomics.load(this.w, RX_DESC_TAIL);
+  }
+
   /** The stack's state word (ST_*); read on slow paths only. */
   state(): number {
     return Atomics.load(this.ctl, this.dirIdx + D_STATE);
@@ -274,10 +291,10 @@ export class SockApp {
    * writes leave free, so it succeeds unless the stack stopped consuming (false).
    * After it the handle is dead: the stack drains, closes and recycles the slot.
    */
-  postClose(): boolean {
+  postClose(abort = false): boolean {
     if (this.closed) return false;
     if (this.txRoom(0, 0) === 0 && this.txArm(0, 0) === 0) return false;
-    this.post(KIND_CLOSE, 0, 0, 0, 0);
+    this.post(KIND_CLOSE, 0, 0, abort ? 1 : 0, 0); // arg 1: reset the connection (SO_LINGER 0)
     this.closed = this.txShut = true;
     return true;
   }
@@ -337,12 +354,15 @@ export class SockApp {
     const max = dst.length;
     const mask = this.rxSlots - 1;
     let copied = 0;
-    let result = 0;
+    let result = -EAGAIN; // only a CONNECT's success was there: nothing to read yet
     while (avail > 0) {
       const i = this.rxDescBase + (this.rxHead & mask) * DESC_WORDS;
       const kind = w[i + E_KIND_PORT]! & 0xffff;
       if (kind === KIND_DATA) {
-        if (copied === max) break;
+        if (copied === max) {
+          result = 0; // dst is full (or empty: a zero-length read with data there)
+          break;
+        }
         const off = w[i + E_OFFSET]! >>> 0;
         const len = w[i + E_LENGTH]! >>> 0;
         if (len > this.rxSize || this.rxPartial > len) return -EIO; // only our own scribbles get here
@@ -371,6 +391,7 @@ export class SockApp {
       if (copied > 0) break; // report the bytes first, the event on the next call
       if (kind === KIND_CLOSE) {
         this.eof = true;
+        result = 0;
         this.rxHead = (this.rxHead + 1) >>> 0;
       } else if (kind === KIND_ERROR) {
         result = -(w[i + E_ARG]! >>> 0);

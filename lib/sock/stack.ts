@@ -134,6 +134,7 @@ export class SockStack {
   private _state = 0;
   private dead = true; // reset or released: no more draining or pushing
   private closed = false; // the app's CLOSE was drained
+  private deadTail = 0; // the app's TX tail when the stack reset the socket
   /** Keep TX data allocated after draining until releaseTx (TCP: until ACKed). */
   retainTx = false;
 
@@ -522,6 +523,27 @@ export class SockStack {
     return (this.rxTail - this.rxHeadSeen) >>> 0;
   }
 
+  /**
+   * RX descriptor slots free now, or VIOLATION. With fewer than `want`, prodWant is
+   * armed (the app marks the socket when it consumes) and the ring looked at again.
+   */
+  rxSlotsNow(want = 1): number {
+    if (!this.rxRefresh()) return VIOLATION;
+    if (this.rxSlotsFree() >= want) return this.rxSlotsFree();
+    if (Atomics.load(this.w, RX_PROD_WANT) !== 1) Atomics.store(this.w, RX_PROD_WANT, 1);
+    if (!this.rxRefresh()) return VIOLATION;
+    return this.rxSlotsFree();
+  }
+
+  /**
+   * For a socket the stack gave up on (reset) or stopped draining: has the app posted
+   * a descriptor since? The only thing an app does with such a socket is close it, so
+   * the stack takes any post as its CLOSE. Reads the app's tail once.
+   */
+  txPosted(): boolean {
+    return (Atomics.load(this.w, TX_DESC_TAIL) >>> 0) !== (this.dead ? this.deadTail : this.txHead);
+  }
+
   // ------------------------------------------------------------------ reset
 
   /**
@@ -538,6 +560,9 @@ export class SockStack {
     this.violations = v; // the ring may be what broke: do not count it twice
     this.violation = why;
     this.dead = true;
+    // From now on any post is the app's CLOSE (txPosted): arm consWant so it marks the socket.
+    Atomics.store(this.w, TX_CONS_WANT, 1);
+    this.deadTail = Atomics.load(this.w, TX_DESC_TAIL) >>> 0;
     this.setState(ST_RESET);
     this.setFlags(this.flags | FLAG_RESET);
     this.setReadiness(this.bits | ERR | HUP | READABLE | WRITABLE);
