@@ -1,6 +1,6 @@
 // Benchmark worker for `npm run bench -- recvfrom`: one figure per run, pinned to a CPU.
 //   user: an empty newts socket read in user space (lib/sock, no system call)
-//   linux: LinuxSockets.recvfrom (the Linux backend: host system call through bun:ffi)
+//   linux: LinuxSockets.tryRecvfrom (the Linux backend: host system call through bun:ffi)
 //   channel: a request over a polled channel to a peer that answers "nothing" (EAGAIN)
 import { parentPort, workerData } from "node:worker_threads";
 import { loadLibc, pinThread } from "../lib/sys/ffi.ts";
@@ -9,7 +9,6 @@ import { AppArena, StackArena } from "../lib/sock/arena.ts";
 import { SOCK_DGRAM } from "../lib/sock/abi.ts";
 import { LinuxSockets } from "../libc/linux.ts";
 import { AF_INET, SOCK_NONBLOCK } from "../libc/api.ts";
-import { ErrnoError } from "../lib/sys/errno.ts";
 import { SlotRing } from "../lib/ipc/ring.ts";
 
 const d = workerData as { what: string; timeMs: number; lock: SharedArrayBuffer; cpu: number; tx?: SharedArrayBuffer; rx?: SharedArrayBuffer; stop?: SharedArrayBuffer };
@@ -29,12 +28,9 @@ if (d.what === "user") {
   const api = new LinuxSockets();
   const fd = api.socket(AF_INET, 2 | SOCK_NONBLOCK);
   api.bind(fd, { addr: 0x7f000001, port: 0 });
+  // tryRecvfrom: the host call and its errno, without a JS throw (libc/api.ts)
   fig = measureSync("linux recvfrom", 1000, () => {
-    try {
-      api.recvfrom(fd, buf);
-    } catch (e) {
-      if (!(e instanceof ErrnoError)) throw e;
-    }
+    api.tryRecvfrom(fd, buf, 0);
   }, d.timeMs);
   api.close(fd);
 } else {

@@ -71,10 +71,19 @@ export async function runRecvfrom(o: RecvfromOptions) {
   o.progress("recvfrom: kernel IPC (boots newts)...");
   const m = await Machine.boot({ apps: [] });
   let kernel: MicroFigure;
+  let libc: MicroFigure;
+  let poll0: MicroFigure;
+  let tryLibc: MicroFigure;
+  let libcSyscalls: number;
   try {
     const e = await m.run("bench/recvfrom-app.ts", [String(o.timeMs)], 120_000);
     if (e.status !== 0 || e.error) throw new Error(`recvfrom app failed: ${e.error}`);
-    kernel = e.result as MicroFigure;
+    const r = e.result as { kernel: MicroFigure; libc: MicroFigure; tryLibc: MicroFigure; poll: MicroFigure; syscallsDuring: number };
+    tryLibc = r.tryLibc;
+    kernel = r.kernel;
+    libc = r.libc;
+    poll0 = r.poll;
+    libcSyscalls = r.syscallsDuring;
   } finally {
     await m.shutdown();
   }
@@ -87,10 +96,17 @@ export async function runRecvfrom(o: RecvfromOptions) {
     kernelIpc: kernel,
     channel,
     userSpace: user,
+    libcApi: libc,
+    libcTry: tryLibc,
+    libcPoll0: poll0,
+    libcSyscalls,
     linuxBackend: linux,
     linuxC: c,
     ratios: {
       linuxBackendOverUser: linux.meanNs / user.meanNs,
+      linuxBackendOverLibcTry: linux.meanNs / tryLibc.meanNs,
+      linuxCOverLibcTry: "nsPerCall" in c ? c.nsPerCall / tryLibc.meanNs : null,
+      linuxCOverLibcPoll0: "nsPerCall" in c ? c.nsPerCall / poll0.meanNs : null,
       linuxCOverUser: "nsPerCall" in c ? c.nsPerCall / user.meanNs : null,
       kernelOverUser: kernel.meanNs / user.meanNs,
       channelOverUser: channel.meanNs / user.meanNs,
@@ -106,7 +122,12 @@ export function formatRecvfrom(r: Awaited<ReturnType<typeof runRecvfrom>>): stri
     row("kernel IPC (syscall -> syscall server -> udp)", r.kernelIpc.meanNs, `${(r.kernelIpc.meanNs / r.userSpace.meanNs).toFixed(0)}x user space`),
     row("channel (polled ring to a server and back)", r.channel.meanNs, `${(r.channel.meanNs / r.userSpace.meanNs).toFixed(0)}x user space`),
     row("user space (newts exposed socket buffer)", r.userSpace.meanNs, ""),
-    row("Linux, through the Linux backend (bun:ffi)", r.linuxBackend.meanNs, `${(r.linuxBackend.meanNs / r.userSpace.meanNs).toFixed(0)}x user space`),
-    "nsPerCall" in c ? row("Linux, C reference", c.nsPerCall, `${(c.nsPerCall / r.userSpace.meanNs).toFixed(0)}x user space`) : c.skipped,
+    row("user space through libc tryRecvfrom (-EAGAIN)", r.libcTry.meanNs, `${r.libcSyscalls} system calls in the run`),
+    row("user space through libc recvfrom (EAGAIN thrown)", r.libcApi.meanNs, "a JS throw costs most of it"),
+    row("user space through libc poll(timeout 0)", r.libcPoll0.meanNs, ""),
+    row("Linux, Linux backend tryRecvfrom (bun:ffi)", r.linuxBackend.meanNs, `${(r.linuxBackend.meanNs / r.userSpace.meanNs).toFixed(0)}x user space, ${(r.linuxBackend.meanNs / r.libcTry.meanNs).toFixed(1)}x libc tryRecvfrom`),
+    "nsPerCall" in c
+      ? row("Linux, C reference", c.nsPerCall, `${(c.nsPerCall / r.userSpace.meanNs).toFixed(0)}x user space, ${(c.nsPerCall / r.libcTry.meanNs).toFixed(1)}x libc tryRecvfrom`)
+      : c.skipped,
   ].join("\n");
 }

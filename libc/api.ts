@@ -197,6 +197,16 @@ export interface SocketApi {
   recvfrom(fd: number, buf: Uint8Array, flags?: number): RecvFrom;
   /** send() to sa (datagrams; EMSGSIZE beyond 65507 bytes). */
   sendto(fd: number, buf: Uint8Array, flags: number, sa: SockAddr): number;
+  /**
+   * C-style variants of recv, send, recvfrom and accept4 for an event loop's fast path:
+   * they return n >= 0 (bytes, or the new fd) or -errno, and never throw for an errno —
+   * in JavaScriptCore a throw costs about a microsecond, more than a whole user-space
+   * call. tryRecvfrom fills `from` with the sender, tryAccept fills `peer`.
+   */
+  tryRecv(fd: number, buf: Uint8Array, flags?: number): number;
+  trySend(fd: number, buf: Uint8Array, flags?: number): number;
+  tryRecvfrom(fd: number, buf: Uint8Array, flags?: number, from?: SockAddr): number;
+  tryAccept(fd: number, flags?: number, peer?: SockAddr): number;
   /** Shuts down reading (SHUT_RD), writing (SHUT_WR: the peer reads EOF) or both. ENOTCONN if not connected. */
   shutdown(fd: number, how: number): void;
   /** Closes fd. A stream closes gracefully (queued data is still sent, then FIN) unless unread data is left

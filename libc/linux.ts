@@ -417,6 +417,69 @@ export class LinuxSockets implements SocketApi {
     return { n, addr: a.addr, port: a.port };
   }
 
+  // ---- C-style calls: n >= 0 or -errno, never a throw (the fast path of an event loop)
+
+  /** Counts call k's failure and returns -errno. */
+  private code(k: number, e = this.errno()): number {
+    if (e === EAGAIN || e === EINPROGRESS) this.counters.again(k);
+    else this.counters.error(k);
+    return -e;
+  }
+
+  tryRecv(fd: number, buf: Uint8Array, flags = 0): number {
+    this.counters.call(K.recv);
+    let n: number;
+    do {
+      this.counters.sys(K.recv);
+      n = this.c.recv(fd, buf, buf.length, flags);
+    } while (n < 0 && this.errno() === EINTR);
+    return n < 0 ? this.code(K.recv) : n;
+  }
+
+  trySend(fd: number, buf: Uint8Array, flags = 0): number {
+    this.counters.call(K.send);
+    let n: number;
+    do {
+      this.counters.sys(K.send);
+      n = this.c.send(fd, buf, buf.length, flags | MSG_NOSIGNAL);
+    } while (n < 0 && this.errno() === EINTR);
+    return n < 0 ? this.code(K.send) : n;
+  }
+
+  tryRecvfrom(fd: number, buf: Uint8Array, flags = 0, from?: SockAddr): number {
+    this.counters.call(K.recvfrom);
+    let n: number;
+    do {
+      this.counters.sys(K.recvfrom);
+      this.saLen[0] = SOCKADDR_IN_LEN;
+      n = this.c.recvfrom(fd, buf, buf.length, flags, this.sa, this.saLen);
+    } while (n < 0 && this.errno() === EINTR);
+    if (n < 0) return this.code(K.recvfrom);
+    if (from) {
+      const a = this.getAddr();
+      from.addr = a.addr;
+      from.port = a.port;
+    }
+    return n;
+  }
+
+  tryAccept(fd: number, flags = 0, peer?: SockAddr): number {
+    this.counters.call(K.accept4);
+    let nfd: number;
+    do {
+      this.counters.sys(K.accept4);
+      this.saLen[0] = SOCKADDR_IN_LEN;
+      nfd = this.c.accept4(fd, this.sa, this.saLen, flags);
+    } while (nfd < 0 && this.errno() === EINTR);
+    if (nfd < 0) return this.code(K.accept4);
+    if (peer) {
+      const a = this.getAddr();
+      peer.addr = a.addr;
+      peer.port = a.port;
+    }
+    return nfd;
+  }
+
   sendto(fd: number, buf: Uint8Array, flags: number, sa: SockAddr): number {
     this.counters.call(K.sendto);
     const s = this.putAddr(K.sendto, fd, sa);

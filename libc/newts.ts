@@ -101,6 +101,12 @@ const MIXED_SLEEP_MS = 2;
 const MAX_FDS = 65_536;
 const EPOLL_MASK = EPOLLERR | EPOLLHUP;
 
+/**
+ * The error every nonblocking call that would block throws. Made once: building an
+ * Error captures a stack trace, which costs more than the whole user-space call.
+ */
+const WOULD_BLOCK = new ErrnoError(EAGAIN, "the call would block");
+
 /** What a stack server answers to SOCKET with `arena: true` (through the syscall server). */
 interface SocketReply {
   fd: number;
@@ -201,10 +207,32 @@ export class NewtsSockets implements SocketApi {
     if (!this.kicked) this.c.user(k);
   }
 
+  /** A call refused in user space: counted, and -errno for the caller (the try* calls return it). */
+  private deny(k: number, e: number): number {
+    this.ok(k);
+    this.fail(k, e);
+    return -e;
+  }
+
+  /** A call that failed after it slept (already counted as a system call). */
+  private failed(k: number, e: number): number {
+    this.fail(k, e);
+    return -e;
+  }
+
+  /** The throwing API's end of a try*: n >= 0 through, -errno thrown. */
+  private raise(r: number, what: string, fd: number): number {
+    if (r >= 0) return r;
+    if (r === -EAGAIN) throw WOULD_BLOCK;
+    throw new ErrnoError(-r, `${what}(${fd})`);
+  }
+
   /** A call answered (or refused) in user space with an errno. */
   private refuse(k: number, what: string, fd: number, e: number): never {
     this.ok(k);
     this.fail(k, e);
+    // EAGAIN is the fast path's common answer: one prepared error, no stack trace to capture
+    if (e === EAGAIN) throw WOULD_BLOCK;
     throw new ErrnoError(e, `${what}(${fd})`);
   }
 
@@ -365,19 +393,31 @@ export class NewtsSockets implements SocketApi {
 
   accept(fd: number): Accepted {
     this.enter(K.accept);
-    return this.doAccept(K.accept, "accept", fd, 0);
+    const a = { fd: 0, addr: 0, port: 0 };
+    a.fd = this.raise(this.doAccept(K.accept, "accept", fd, 0, a), "accept", fd);
+    return a;
   }
 
   accept4(fd: number, flags: number): Accepted {
     this.enter(K.accept4);
     if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) this.refuse(K.accept4, "accept4", fd, EINVAL);
-    return this.doAccept(K.accept4, "accept4", fd, flags);
+    const a = { fd: 0, addr: 0, port: 0 };
+    a.fd = this.raise(this.doAccept(K.accept4, "accept4", fd, flags, a), "accept4", fd);
+    return a;
   }
 
-  private doAccept(k: number, what: string, fd: number, flags: number): Accepted {
-    const e = this.entry(k, what, fd);
-    if (e.type !== SOCK_STREAM) this.refuse(k, what, fd, EOPNOTSUPP);
-    if (!e.listening) this.refuse(k, what, fd, EINVAL);
+  tryAccept(fd: number, flags = 0, peer?: SockAddr): number {
+    this.enter(K.accept4);
+    if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) return this.deny(K.accept4, EINVAL);
+    return this.doAccept(K.accept4, "accept4", fd, flags, peer ?? null);
+  }
+
+  /** accept's work: the new fd (peer in `peer`), or -errno. */
+  private doAccept(k: number, what: string, fd: number, flags: number, peer: SockAddr | null): number {
+    const e = this.fds.get(fd);
+    if (!e) return this.deny(k, EBADF);
+    if (e.type !== SOCK_STREAM) return this.deny(k, EOPNOTSUPP);
+    if (!e.listening) return this.deny(k, EINVAL);
     const s = e.sock;
     let blocked = false;
     for (;;) {
@@ -391,11 +431,11 @@ export class NewtsSockets implements SocketApi {
         n.connected = true;
         this.fds.set(nfd, n);
         if (!blocked) this.ok(k);
-        const [addr, port] = child.peerAddr();
-        return { fd: nfd, addr, port };
+        if (peer) [peer.addr, peer.port] = child.peerAddr();
+        return nfd;
       }
-      if (r !== -EAGAIN) this.refuse(k, what, fd, -r);
-      if (e.nonblock) this.refuse(k, what, fd, EAGAIN);
+      if (r !== -EAGAIN) return this.deny(k, -r);
+      if (e.nonblock) return this.deny(k, EAGAIN);
       if (!blocked) {
         blocked = true;
         this.sleeping(k);
@@ -452,7 +492,7 @@ export class NewtsSockets implements SocketApi {
     const nb = e.nonblock || (flags & MSG_DONTWAIT) !== 0;
     this.streamState(e);
     if (!e.connected && !e.connecting) {
-      if (e.sock.state() !== ST_RESET) this.refuse(k, what, e.fd, ENOTCONN);
+      if (e.sock.state() !== ST_RESET) return this.deny(k, ENOTCONN);
     }
     const s = e.sock;
     let blocked = false;
@@ -472,17 +512,13 @@ export class NewtsSockets implements SocketApi {
         return r;
       }
       if (r !== -EAGAIN) {
-        if (blocked) {
-          this.fail(k, -r);
-          throw new ErrnoError(-r, `${what}(${e.fd})`);
-        }
-        this.refuse(k, what, e.fd, -r);
+        return blocked ? this.failed(k, -r) : this.deny(k, -r);
       }
       if (e.shutRd) {
         if (!blocked) this.ok(k);
         return 0; // SHUT_RD: an empty socket reads as end of stream
       }
-      if (nb) this.refuse(k, what, e.fd, EAGAIN);
+      if (nb) return this.deny(k, EAGAIN);
       if (!blocked) {
         blocked = true;
         this.sleeping(k);
@@ -493,7 +529,7 @@ export class NewtsSockets implements SocketApi {
 
   /** One datagram from the RX ring into buf (blocking unless nonblock). */
   private takeDatagram(k: number, what: string, e: Fd, buf: Uint8Array, flags: number): number {
-    if (flags & MSG_PEEK) this.refuse(k, what, e.fd, EOPNOTSUPP);
+    if (flags & MSG_PEEK) return this.deny(k, EOPNOTSUPP);
     const nb = e.nonblock || (flags & MSG_DONTWAIT) !== 0;
     const s = e.sock;
     let blocked = false;
@@ -504,8 +540,8 @@ export class NewtsSockets implements SocketApi {
         if (!blocked) this.ok(k);
         return r;
       }
-      if (r !== -EAGAIN) this.refuse(k, what, e.fd, -r);
-      if (nb) this.refuse(k, what, e.fd, EAGAIN);
+      if (r !== -EAGAIN) return this.deny(k, -r);
+      if (nb) return this.deny(k, EAGAIN);
       if (!blocked) {
         blocked = true;
         this.sleeping(k);
@@ -520,13 +556,13 @@ export class NewtsSockets implements SocketApi {
     const nb = e.nonblock || (flags & MSG_DONTWAIT) !== 0;
     const s = e.sock;
     this.streamState(e);
-    if (e.shutWr) this.refuse(k, what, e.fd, EPIPE);
+    if (e.shutWr) return this.deny(k, EPIPE);
     if ((s.readinessBits() & ERR) !== 0) {
       // reset: the first call reports why (if the error is still unread), the next EPIPE
       const er = s.takeError();
-      this.refuse(k, what, e.fd, er > 0 ? er : EPIPE);
+      return this.deny(k, er > 0 ? er : EPIPE);
     }
-    if (!e.connected && !e.connecting) this.refuse(k, what, e.fd, e.listening ? ENOTCONN : EPIPE);
+    if (!e.connected && !e.connecting) return this.deny(k, e.listening ? ENOTCONN : EPIPE);
     let blocked = false;
     let off = 0;
     const len = buf.length;
@@ -552,18 +588,14 @@ export class NewtsSockets implements SocketApi {
       if (r !== -EAGAIN) {
         if (off > 0) return off;
         const er = r === -ECONNRESET ? s.takeError() : -r;
-        if (blocked) {
-          this.fail(k, er > 0 ? er : EPIPE);
-          throw new ErrnoError(er > 0 ? er : EPIPE, `${what}(${e.fd})`);
-        }
-        this.refuse(k, what, e.fd, er > 0 ? er : EPIPE);
+        return blocked ? this.failed(k, er > 0 ? er : EPIPE) : this.deny(k, er > 0 ? er : EPIPE);
       }
       if (nb) {
         if (off > 0) {
           this.ok(k);
           return off;
         }
-        this.refuse(k, what, e.fd, EAGAIN);
+        return this.deny(k, EAGAIN);
       }
       if (!blocked) {
         blocked = true;
@@ -575,8 +607,7 @@ export class NewtsSockets implements SocketApi {
       if (!e.connecting && !e.connected) {
         if (off > 0) return off;
         const er = s.takeError();
-        this.fail(k, er > 0 ? er : EPIPE);
-        throw new ErrnoError(er > 0 ? er : EPIPE, `${what}(${e.fd})`);
+        return this.failed(k, er > 0 ? er : EPIPE);
       }
     }
   }
@@ -584,8 +615,8 @@ export class NewtsSockets implements SocketApi {
   /** One datagram into the TX ring (blocking unless nonblock). */
   private putDatagram(k: number, what: string, e: Fd, buf: Uint8Array, flags: number, addr: number, port: number): number {
     const len = buf.length;
-    if (len > MAX_UDP) this.refuse(k, what, e.fd, EMSGSIZE);
-    if (port === 0) this.refuse(k, what, e.fd, EINVAL);
+    if (len > MAX_UDP) return this.deny(k, EMSGSIZE);
+    if (port === 0) return this.deny(k, EINVAL);
     const nb = e.nonblock || (flags & MSG_DONTWAIT) !== 0;
     const s = e.sock;
     let blocked = false;
@@ -596,8 +627,8 @@ export class NewtsSockets implements SocketApi {
         this.kick(k, e);
         return r;
       }
-      if (r !== -EAGAIN) this.refuse(k, what, e.fd, -r);
-      if (nb) this.refuse(k, what, e.fd, EAGAIN);
+      if (r !== -EAGAIN) return this.deny(k, -r);
+      if (nb) return this.deny(k, EAGAIN);
       if (!blocked) {
         blocked = true;
         this.sleeping(k);
@@ -615,7 +646,7 @@ export class NewtsSockets implements SocketApi {
 
   read(fd: number, buf: Uint8Array): number {
     this.enter(K.read);
-    return this.take(K.read, "read", this.entry(K.read, "read", fd), buf, 0);
+    return this.raise(this.take(K.read, "read", this.entry(K.read, "read", fd), buf, 0), "read", fd);
   }
 
   write(fd: number, buf: Uint8Array): number {
@@ -623,7 +654,7 @@ export class NewtsSockets implements SocketApi {
     this.enter(k);
     const e = this.entry(k, "write", fd);
     const p = this.peerOf(k, "write", e);
-    return this.put(k, "write", e, buf, 0, p.addr, p.port);
+    return this.raise(this.put(k, "write", e, buf, 0, p.addr, p.port), "write", fd);
   }
 
   readv(fd: number, bufs: Uint8Array[]): number {
@@ -633,7 +664,7 @@ export class NewtsSockets implements SocketApi {
     let total = 0;
     for (const b of bufs) total += b.length;
     const tmp = new Uint8Array(total);
-    const n = this.take(k, "readv", e, tmp, 0);
+    const n = this.raise(this.take(k, "readv", e, tmp, 0), "readv", fd);
     let off = 0;
     for (const b of bufs) {
       if (off >= n) break;
@@ -657,18 +688,18 @@ export class NewtsSockets implements SocketApi {
       tmp.set(b, off);
       off += b.length;
     }
-    return this.put(k, "writev", e, tmp, 0, p.addr, p.port);
+    return this.raise(this.put(k, "writev", e, tmp, 0, p.addr, p.port), "writev", fd);
   }
 
   recv(fd: number, buf: Uint8Array, flags = 0): number {
     this.enter(K.recv);
-    return this.take(K.recv, "recv", this.entry(K.recv, "recv", fd), buf, flags);
+    return this.raise(this.take(K.recv, "recv", this.entry(K.recv, "recv", fd), buf, flags), "recv", fd);
   }
 
   recvBytes(fd: number, max: number, flags = 0): Uint8Array {
     this.enter(K.recv);
     const buf = new Uint8Array(max);
-    const n = this.take(K.recv, "recv", this.entry(K.recv, "recv", fd), buf, flags);
+    const n = this.raise(this.take(K.recv, "recv", this.entry(K.recv, "recv", fd), buf, flags), "recv", fd);
     return n === max ? buf : buf.slice(0, n);
   }
 
@@ -677,14 +708,14 @@ export class NewtsSockets implements SocketApi {
     this.enter(k);
     const e = this.entry(k, "send", fd);
     const p = this.peerOf(k, "send", e);
-    return this.put(k, "send", e, buf, flags, p.addr, p.port);
+    return this.raise(this.put(k, "send", e, buf, flags, p.addr, p.port), "send", fd);
   }
 
   recvfrom(fd: number, buf: Uint8Array, flags = 0): RecvFrom {
     const k = K.recvfrom;
     this.enter(k);
     const e = this.entry(k, "recvfrom", fd);
-    const n = this.take(k, "recvfrom", e, buf, flags);
+    const n = this.raise(this.take(k, "recvfrom", e, buf, flags), "recvfrom", fd);
     if (e.type === SOCK_STREAM) return { n, addr: 0, port: 0 };
     return { n, addr: e.sock.fromAddr, port: e.sock.fromPort };
   }
@@ -694,7 +725,38 @@ export class NewtsSockets implements SocketApi {
     this.enter(k);
     const e = this.entry(k, "sendto", fd);
     this.checkAddr(k, "sendto", fd, sa);
-    return this.put(k, "sendto", e, buf, flags, sa.addr, sa.port);
+    return this.raise(this.put(k, "sendto", e, buf, flags, sa.addr, sa.port), "sendto", fd);
+  }
+
+  // ---- C-style calls: n >= 0 or -errno, never a throw (the fast path of an event loop)
+
+  tryRecv(fd: number, buf: Uint8Array, flags = 0): number {
+    const k = K.recv;
+    this.enter(k);
+    const e = this.fds.get(fd);
+    return e ? this.take(k, "recv", e, buf, flags) : this.deny(k, EBADF);
+  }
+
+  trySend(fd: number, buf: Uint8Array, flags = 0): number {
+    const k = K.send;
+    this.enter(k);
+    const e = this.fds.get(fd);
+    if (!e) return this.deny(k, EBADF);
+    if (e.type === SOCK_DGRAM && !e.peer) return this.deny(k, EDESTADDRREQ);
+    return this.put(k, "send", e, buf, flags, e.peer?.addr ?? 0, e.peer?.port ?? 0);
+  }
+
+  tryRecvfrom(fd: number, buf: Uint8Array, flags = 0, from?: SockAddr): number {
+    const k = K.recvfrom;
+    this.enter(k);
+    const e = this.fds.get(fd);
+    if (!e) return this.deny(k, EBADF);
+    const n = this.take(k, "recvfrom", e, buf, flags);
+    if (n >= 0 && from) {
+      from.addr = e.type === SOCK_DGRAM ? e.sock.fromAddr : 0;
+      from.port = e.type === SOCK_DGRAM ? e.sock.fromPort : 0;
+    }
+    return n;
   }
 
   shutdown(fd: number, how: number): void {
