@@ -26,7 +26,8 @@ export function inetNtoa(a: number): string {
 
 // Socket calls are not retried blindly: only those without side effects are idempotent.
 export const socket = (domain: number, type: number): number => syscall(SYS.SOCKET, { domain, type }, false) as number;
-export const bind = (fd: number, addr: number, port: number): void => void syscall(SYS.BIND, { fd, addr, port }, false);
+/** bind by system call; like most servers (nc among them), with SO_REUSEADDR. */
+export const bind = (fd: number, addr: number, port: number): void => void syscall(SYS.BIND, { fd, addr, port, reuse: true }, false);
 export const listen = (fd: number, backlog = 128): void => void syscall(SYS.LISTEN, { fd, backlog }, false);
 export const accept = (fd: number, nonblock = false): { fd: number } & SockAddr =>
   syscall(SYS.ACCEPT, { fd, nonblock }, false) as { fd: number } & SockAddr;

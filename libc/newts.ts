@@ -36,7 +36,7 @@
 import { SYS } from "../lib/ipc/calls.ts";
 import { AppArena } from "../lib/sock/arena.ts";
 import type { SockApp } from "../lib/sock/app.ts";
-import { ERR, HUP, RDHUP, ST_CONNECTED, ST_CONNECTING, ST_RESET } from "../lib/sock/abi.ts";
+import { ERR, HUP, KIND_ERROR, RDHUP, ST_CONNECTED, ST_CONNECTING, ST_RESET } from "../lib/sock/abi.ts";
 import { ringBell } from "../lib/net/sockbell.ts";
 import { self } from "../lib/sys/current.ts";
 import type { Proc } from "../lib/sys/proc.ts";
@@ -85,6 +85,7 @@ import {
   SO_ACCEPTCONN,
   SO_ERROR,
   SO_LINGER,
+  SO_REUSEADDR,
   SO_TYPE,
   SOCK_CLOEXEC,
   SOCK_DGRAM,
@@ -178,6 +179,9 @@ export class NewtsSockets implements SocketApi {
   /** SOCK_KICK system calls made (syscall mode), and whether the current call made one. */
   kicks = 0;
   private kicked = false;
+  /** Kicks the stack refused (the socket was gone there), and the last reason. */
+  kickErrors = 0;
+  lastKickError = "";
 
   constructor(proc: Proc = self(), opts: { mode?: "fast" | "syscall" } = {}) {
     this.proc = proc;
@@ -284,8 +288,10 @@ export class NewtsSockets implements SocketApi {
       this.c.sys(k);
       try {
         syscall(SYS.SOCK_KICK, { server: e.ar.name, slot: e.slot }, false);
-      } catch {
+      } catch (err) {
         // the socket is gone at the stack: the ring says so (reset), the next call reports it
+        this.kickErrors++;
+        this.lastKickError = String(err);
       }
       return;
     }
@@ -378,7 +384,7 @@ export class NewtsSockets implements SocketApi {
     const e = this.entry(k, "bind", fd);
     this.checkAddr(k, "bind", fd, sa);
     if (e.sysfd < 0) this.refuse(k, "bind", fd, EINVAL); // an accepted connection is bound
-    this.sys(k, "bind", fd, SYS.BIND, { fd: e.sysfd, addr: sa.addr, port: sa.port });
+    this.sys(k, "bind", fd, SYS.BIND, { fd: e.sysfd, addr: sa.addr, port: sa.port, reuse: (e.opts.get(`${SOL_SOCKET}:${SO_REUSEADDR}`) ?? 0) !== 0 });
   }
 
   listen(fd: number, backlog = 4096): void {
@@ -928,7 +934,8 @@ export class NewtsSockets implements SocketApi {
     let r = 0;
     const bits = s.readinessBits();
     if (e.type === SOCK_DGRAM) {
-      if (events & POLLIN && s.readable()) r |= POLLIN;
+      if (s.readable() && s.peekKind() === KIND_ERROR) r |= POLLERR; // an ICMP error waits (ECONNREFUSED, ...)
+      else if (events & POLLIN && s.readable()) r |= POLLIN;
       if (events & POLLOUT && s.writable()) r |= POLLOUT;
       if (bits & ERR) r |= POLLERR;
       if (bits & HUP) r |= POLLHUP;
@@ -939,7 +946,7 @@ export class NewtsSockets implements SocketApi {
     if (!e.connected && !e.connecting && (bits & ERR) === 0) return POLLHUP | (events & POLLOUT ? POLLOUT : 0); // never connected
     if (events & POLLIN && (e.peeked || s.readable() || e.shutRd)) r |= POLLIN;
     if (events & POLLOUT && !e.connecting && (e.shutWr || s.writable())) r |= POLLOUT;
-    if (bits & ERR) r |= POLLERR | POLLHUP | (events & POLLOUT);
+    if (bits & ERR) r |= POLLERR | POLLHUP | (events & (POLLOUT | POLLIN | POLLRDHUP)); // reset: both directions are shut
     if (bits & HUP) r |= POLLHUP;
     if (bits & RDHUP) {
       if (events & POLLRDHUP) r |= POLLRDHUP;

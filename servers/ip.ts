@@ -21,7 +21,7 @@ import { writeEthernetHeader } from "../lib/net/ip/link.ts";
 import { emitIpv4, IpProtocol } from "../lib/net/ipv4.ts";
 import { EtherType } from "../lib/net/ethernet.ts";
 import { formatIpv4Addr, parseIpv4Addr } from "../lib/net/addr.ts";
-import { ETH_HLEN, IP_HLEN, TAG_DF, TAG_UNREACH, upTag } from "../lib/net/stackproto.ts";
+import { ETH_HLEN, IP_HLEN, TAG_DF, TAG_ICMP_ERR, TAG_UNREACH, upTag } from "../lib/net/stackproto.ts";
 
 const POOL_BUFFERS = 256;
 const POOL_BUF = 65_536 + 64; // a reassembled datagram fits one buffer
@@ -140,7 +140,17 @@ function act(s: State, proc: Proc, actions: IpAction[], from?: { p: Packet; fram
         complete(proc, pg!.call, { rttMs: r.rtt, ttl: r.ttl, bytes: r.data.length, from: r.src });
       }
     } else if ("icmpError" in a) {
-      s.stats.icmpErrors++; // TCP and UDP treat ICMP errors as soft errors (RFC 1122 §4.2.3.9): counted only
+      // To udp, which reports it to a connected socket (ECONNREFUSED, ...); TCP treats
+      // ICMP errors as soft errors (RFC 1122 §4.2.3.9): counted only.
+      s.stats.icmpErrors++;
+      const e = a.icmpError;
+      const udp = e.original.protocol === IpProtocol.UDP && e.original.data.length >= 4 ? s.links.port("udp") : undefined;
+      const d = udp ? s.pool.alloc(4) : null;
+      if (udp && d) {
+        s.pool.view(d)!.set(e.original.data.subarray(0, 4));
+        const tag = TAG_ICMP_ERR | (e.code & 0xff) | ((e.kind === "destUnreachable" ? 0 : 1) << 8);
+        if (!udp.send({ ...d, tag, a: e.original.dst >>> 0, b: e.original.src >>> 0 })) s.pool.release(d);
+      }
     }
   }
   return kept;

@@ -223,8 +223,16 @@ function sockOf(s: State, c: NetCall): Sock {
 }
 
 /** A port is taken by a listener or a bound, unconnected socket (accepted connections share their listener's). */
-function portInUse(s: State, port: number): boolean {
-  for (const k of s.byPort.get(port) ?? []) if (!k.closed && (k.listener || !k.conn)) return true;
+/**
+ * A port is taken by a listener or a bound, unconnected socket; without SO_REUSEADDR
+ * (`reuse`) also by any connection on it, closed ones lingering in TIME_WAIT included,
+ * as on Linux (accepted connections share their listener's port).
+ */
+function portInUse(s: State, port: number, reuse = false): boolean {
+  for (const k of s.byPort.get(port) ?? []) {
+    if (!k.closed && (k.listener || !k.conn)) return true;
+    if (!reuse && k.conn) return true;
+  }
   return false;
 }
 
@@ -420,7 +428,7 @@ function onCall(s: State, proc: Proc, c: NetCall, now: number): void {
       if (k.lport !== 0) throw new ErrnoError(EINVAL, "already bound");
       const port = num(a, "port", 0);
       if (port < 0 || port > 65535) throw new ErrnoError(EINVAL, "bad port");
-      if (port !== 0 && portInUse(s, port)) throw new ErrnoError(EADDRINUSE, `port ${port} in use`);
+      if (port !== 0 && portInUse(s, port, a.reuse === true)) throw new ErrnoError(EADDRINUSE, `port ${port} in use`);
       k.laddr = num(a, "addr", 0) >>> 0;
       setPort(s, k, port === 0 ? ephemeral(s) : port);
       k.fast?.sk.setAddrs(k.laddr, k.lport, 0, 0);
@@ -768,8 +776,9 @@ function violation(s: State, proc: Proc, k: Sock): void {
 function finishClose(s: State, proc: Proc, k: Sock, now: number): void {
   const f = k.fast!;
   if (k.closed) return;
-  // Unread bytes in the ring, like unread bytes in a kernel buffer, turn a close into a reset.
-  const unread = f.sk.isDead ? 0 : f.sk.rxUnread();
+  // Unread bytes in the ring, like unread bytes in a kernel buffer, turn a close into a
+  // reset (an unread EOF does not).
+  const unread = f.sk.isDead ? 0 : f.sk.rxUnreadBytes();
   if (k.conn && (f.closing === 2 || unread !== 0 || (f.sk.txRetained > 0 && !f.sk.isDead))) {
     if (unread !== 0 || f.closing === 2) {
       k.conn.abort();

@@ -22,7 +22,8 @@ import { NET, SRV_CTL, SYS } from "../lib/ipc/calls.ts";
 import type { Message } from "../lib/ipc/message.ts";
 import type { PoolOwner } from "../lib/ipc/pool.ts";
 import {
-  EADDRINUSE, EAGAIN, EBADF, EDESTADDRREQ, EINVAL, EMSGSIZE, ENOBUFS, ENOTCONN, ErrnoError, ETIMEDOUT,
+  EADDRINUSE, EAGAIN, EBADF, ECONNREFUSED, EDESTADDRREQ, EHOSTUNREACH, EINVAL, EMSGSIZE, ENETUNREACH, ENOBUFS, ENOTCONN,
+  ErrnoError, ETIMEDOUT,
 } from "../lib/sys/errno.ts";
 import type { Proc } from "../lib/sys/proc.ts";
 import { NO_REPLY, type ServerDef } from "../lib/sys/server.ts";
@@ -33,7 +34,7 @@ import { complete, fail, netCallHandler, num, bytes as argBytes, type NetCall } 
 import { emitUdp, parseUdp, UDP_HEADER_LEN } from "../lib/net/udp.ts";
 import { IpProtocol } from "../lib/net/ipv4.ts";
 import { UnreachableCode } from "../lib/net/icmp.ts";
-import { downTag, EPHEMERAL_HI, EPHEMERAL_LO, HEADROOM, TAG_UNREACH } from "../lib/net/stackproto.ts";
+import { downTag, EPHEMERAL_HI, EPHEMERAL_LO, HEADROOM, TAG_ICMP_ERR, TAG_UNREACH } from "../lib/net/stackproto.ts";
 import type { SockStack, TxDesc } from "../lib/sock/stack.ts";
 import { type Geometry, KIND_DATAGRAM, SOCK_DGRAM as ARENA_DGRAM, VIOLATION } from "../lib/sock/abi.ts";
 import { type FastApp, FastArenas } from "../lib/net/fastapp.ts";
@@ -87,6 +88,8 @@ interface State {
     fastTxDrops: number;
     /** ABI violations by apps (each reset the socket it happened on). */
     violations: number;
+    /** ICMP errors reported to connected sockets. */
+    icmpErrors: number;
   };
   /** Per app: its socket arena (fast sockets). Lost on a restart. */
   arenas: FastArenas<Sock>;
@@ -148,7 +151,7 @@ export function initLayer(proc: Proc, links: Links): State {
     dirty: false,
     stats: {
       rx: 0, tx: 0, rxDrops: 0, noPort: 0, badChecksum: 0, rcvbufFull: 0, saveFailed: 0,
-      fastTx: 0, fastRx: 0, fastRxFull: 0, fastTxDrops: 0, violations: 0,
+      fastTx: 0, fastRx: 0, fastRxFull: 0, fastTxDrops: 0, violations: 0, icmpErrors: 0,
     },
     arenas: null as unknown as FastArenas<Sock>, draining: null, onTx: () => {},
   };
@@ -399,7 +402,34 @@ function closeSock(s: State, proc: Proc, k: Sock): void {
 }
 
 /** A datagram from ip: find its socket, or ask ip to answer "port unreachable". */
+/** ICMP errors (Linux's errno for each destination-unreachable code, RFC 1122 §4.1.3.3). */
+const UNREACH_ERRNO: Record<number, number> = { 0: ENETUNREACH, 1: EHOSTUNREACH, 2: 92 /* ENOPROTOOPT */, 3: ECONNREFUSED, 4: EMSGSIZE };
+
+/** An ICMP error about a datagram we sent: reported to the socket connected to where it went (as Linux). */
+function onIcmpError(s: State, proc: Proc, p: Packet, bytes: Uint8Array): void {
+  s.links.pools.release(p);
+  if (bytes.length < 4) return;
+  const sport = (bytes[0]! << 8) | bytes[1]!;
+  const dport = (bytes[2]! << 8) | bytes[3]!;
+  const dst = p.a >>> 0;
+  const code = p.tag & 0xff;
+  const errno = (p.tag >>> 8) & 0xff ? EHOSTUNREACH : (UNREACH_ERRNO[code] ?? EHOSTUNREACH);
+  const k = s.byPort.get(sport)?.find((o) => o.rport === dport && o.raddr === dst);
+  if (!k) return;
+  s.stats.icmpErrors++;
+  if (k.fast) {
+    if (k.fast.sk.pushError(errno) === VIOLATION) {
+      s.stats.violations++;
+      k.fast.fa.arena.reset(k.fast.slot);
+    }
+    return;
+  }
+  const w = k.waiters.shift();
+  if (w) fail(proc, w.call, errno, "ICMP error");
+}
+
 function onPacket(s: State, proc: Proc, ip: Port, p: Packet, bytes: Uint8Array): void {
+  if ((p.tag & TAG_ICMP_ERR) !== 0) return onIcmpError(s, proc, p, bytes);
   const ihl = (p.tag >>> 8) & 0xff;
   const src = p.a >>> 0;
   const dst = p.b >>> 0;

@@ -8,6 +8,10 @@
 //                       a = destination, b = source, tag = protocol | ttl << 8 | DF << 16
 //                       or tag = UNREACH | code: desc = an IPv4 datagram that no
 //                       socket wanted; ip answers it with ICMP unreachable (code)
+//                       or tag = ICMP_ERR | code | kind << 8 (kind 0: destination
+//                       unreachable, 1: time exceeded): an ICMP error about a datagram
+//                       we sent; desc = its transport ports (src u16, dst u16, big
+//                       endian), a = its destination, b = its source
 // nic <-> pf <-> ip:    desc = an Ethernet frame; tag, a, b unused
 
 export const ETH_HLEN = 14;
@@ -17,6 +21,7 @@ export const HEADROOM = ETH_HLEN + IP_HLEN;
 
 export const TAG_DF = 1 << 16;
 export const TAG_UNREACH = 0x10000000;
+export const TAG_ICMP_ERR = 0x20000000;
 
 export function upTag(proto: number, ihl: number): number {
   return proto | (ihl << 8);

@@ -169,6 +169,12 @@ export class SockApp {
     return [Atomics.load(this.ctl, this.dirIdx + D_PEER_ADDR) >>> 0, Atomics.load(this.ctl, this.dirIdx + D_PEER_PORT) & 0xffff];
   }
 
+  /** The kind of the next RX descriptor (KIND_*), 0 when there is none: a pending ERROR is POLLERR. */
+  peekKind(): number {
+    if (this.rxAvail() <= 0) return 0;
+    return this.w[this.rxDescBase + (this.rxHead & (this.rxSlots - 1)) * DESC_WORDS + E_KIND_PORT]! & 0xffff;
+  }
+
   /** The stack's RX descriptor count: moves with every arrival (edge-triggered epoll). */
   rxArrivals(): number {
     return Atomics.load(this.w, RX_DESC_TAIL);

@@ -517,6 +517,11 @@ export class SockStack {
     if (!this.rxRefresh()) return VIOLATION;
     return this.rxSlotsFree() > 0 ? this.rxBytesFree() : 0;
   }
+  /** RX data bytes the app has not consumed yet (EOF and errors are not data), or VIOLATION. */
+  rxUnreadBytes(): number {
+    if (!this.rxRefresh()) return VIOLATION;
+    return (this.rxDataTail - this.rxDataHeadSeen) >>> 0;
+  }
   /** RX descriptors the app has not consumed yet (e.g. un-accepted children), or VIOLATION. */
   rxUnread(): number {
     if (!this.rxRefresh()) return VIOLATION;

@@ -212,7 +212,8 @@ export class IpLayer {
       case "destUnreachable":
       case "timeExceeded": {
         const q = parseQuoted(msg.quoted);
-        if (!q.ok || this.ifaces.byAddr(q.value.src) === undefined) return void st.icmpErrorsBogus++;
+        // about a datagram we sent: from one of our addresses (127/8 too, turned around here)
+        if (!q.ok || (this.ifaces.byAddr(q.value.src) === undefined && q.value.src >>> 24 !== 127)) return void st.icmpErrorsBogus++;
         st.icmpErrorsIn++;
         const mtu = msg.kind === "destUnreachable" ? msg.mtu : 0;
         out.push({ icmpError: { from: repr.src, kind: msg.kind, code: msg.code, mtu, original: q.value, local: false } });
