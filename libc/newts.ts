@@ -943,6 +943,10 @@ export class NewtsSockets implements SocketApi {
     }
     this.streamState(e);
     if (e.listening) return events & POLLIN && s.readable() ? POLLIN : 0;
+    if (s.readable() && s.peekKind() === KIND_ERROR && !e.connecting) {
+      // a reset's ERROR is in the ring (its readiness bits may trail it by a moment)
+      return POLLERR | POLLHUP | (events & (POLLIN | POLLOUT | POLLRDHUP));
+    }
     if (!e.connected && !e.connecting && (bits & ERR) === 0) return POLLHUP | (events & POLLOUT ? POLLOUT : 0); // never connected
     if (events & POLLIN && (e.peeked || s.readable() || e.shutRd)) r |= POLLIN;
     if (events & POLLOUT && !e.connecting && (e.shutWr || s.writable())) r |= POLLOUT;

@@ -361,7 +361,16 @@ export class SockApp {
     const mask = this.rxSlots - 1;
     let copied = 0;
     let result = -EAGAIN; // only a CONNECT's success was there: nothing to read yet
-    while (avail > 0) {
+    for (;;) {
+      if (avail === 0) {
+        // the cached view is used up: look once more for what arrived since (read returns all there is)
+        if (copied === max) break;
+        const t = Atomics.load(this.w, RX_DESC_TAIL) >>> 0;
+        if (t === this.rxTailSeen) break;
+        this.rxTailSeen = t;
+        avail = (t - this.rxHead) >>> 0;
+        if (avail > this.rxSlots) return -EIO;
+      }
       const i = this.rxDescBase + (this.rxHead & mask) * DESC_WORDS;
       const kind = w[i + E_KIND_PORT]! & 0xffff;
       if (kind === KIND_DATA) {

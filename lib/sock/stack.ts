@@ -546,7 +546,20 @@ export class SockStack {
    * the stack takes any post as its CLOSE. Reads the app's tail once.
    */
   txPosted(): boolean {
-    return (Atomics.load(this.w, TX_DESC_TAIL) >>> 0) !== (this.dead ? this.deadTail : this.txHead);
+    const tail = Atomics.load(this.w, TX_DESC_TAIL) >>> 0;
+    if (!this.dead) return tail !== this.txHead;
+    // Reset: look for the CLOSE among what was posted since (an app that had not noticed
+    // the reset may have posted data first). Each descriptor read once; a hostile app can
+    // only fake the close of its own socket.
+    const n = (tail - this.deadTail) >>> 0;
+    if (n === 0 || n > this.txSlots) return n !== 0;
+    const mask = this.txSlots - 1;
+    for (let i = 0; i < n; i++) {
+      const at = this.txDescBase + ((this.deadTail + i) & mask) * DESC_WORDS;
+      if ((this.w[at + E_KIND_PORT]! & 0xffff) === KIND_CLOSE) return true;
+    }
+    this.deadTail = tail; // data: skip it next time
+    return false;
   }
 
   // ------------------------------------------------------------------ reset

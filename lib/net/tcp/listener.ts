@@ -18,7 +18,7 @@ import { type Endpoint, type ResolvedConfig, resolveConfig, type TcpConfig, TcpS
 const EMPTY = new Uint8Array(0);
 
 export interface ListenerConfig extends TcpConfig {
-  /** Most half-open connections kept (default: the backlog). Beyond it, SYN cookies. */
+  /** Most half-open connections kept (default: the backlog, at least 128). Beyond it, SYN cookies. */
   synQueueSize?: number;
   /** SYN-ACK retransmissions before a half-open entry is dropped (default 5). */
   synAckRetries?: number;
@@ -72,7 +72,10 @@ export class TcpListener {
   constructor(cfg: ListenerConfig = {}, backlog = 128) {
     this.cfg = resolveConfig(cfg);
     this.backlog = Math.max(1, backlog | 0);
-    this.synQueueSize = Math.max(0, cfg.synQueueSize ?? this.backlog);
+    // Like Linux's tcp_max_syn_backlog: half-open connections are not bounded by a small
+    // listen backlog (a cookie connection that finds the accept queue full is lost: it has
+    // no SYN-ACK to retransmit).
+    this.synQueueSize = Math.max(0, cfg.synQueueSize ?? Math.max(this.backlog, 128));
     this.synAckRetries = cfg.synAckRetries ?? 5;
     this.secret = cfg.secret ?? [0x6e657774, 0x73746370];
     this.cookies = cfg.synCookies ?? true;
