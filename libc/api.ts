@@ -65,6 +65,10 @@ export const SO_LINGER = 13; // value: Linger
 export const SO_REUSEPORT = 15;
 export const SO_ACCEPTCONN = 30;
 export const TCP_NODELAY = 1; // level IPPROTO_TCP
+/** newts's own level: the descriptor slots of a fast socket's rings (a power of two, 4..4096). */
+export const SOL_NEWTS = 0x4e53;
+export const NEWTS_TX_SLOTS = 1;
+export const NEWTS_RX_SLOTS = 2;
 
 // poll(2) events (also revents).
 export const POLLIN = 0x001;

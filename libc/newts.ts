@@ -36,7 +36,7 @@
 import { SYS } from "../lib/ipc/calls.ts";
 import { AppArena } from "../lib/sock/arena.ts";
 import type { SockApp } from "../lib/sock/app.ts";
-import { ERR, HUP, KIND_ERROR, RDHUP, ST_CONNECTED, ST_CONNECTING, ST_RESET } from "../lib/sock/abi.ts";
+import { ERR, HUP, KIND_ERROR, MAX_DATA, MAX_SLOTS, MIN_DATA, MIN_SLOTS, RDHUP, ST_CONNECTED, ST_CONNECTING, ST_RESET } from "../lib/sock/abi.ts";
 import { ringBell } from "../lib/net/sockbell.ts";
 import { self } from "../lib/sys/current.ts";
 import type { Proc } from "../lib/sys/proc.ts";
@@ -85,8 +85,13 @@ import {
   SO_ACCEPTCONN,
   SO_ERROR,
   SO_LINGER,
+  SO_RCVBUF,
   SO_REUSEADDR,
+  SO_SNDBUF,
   SO_TYPE,
+  SOL_NEWTS,
+  NEWTS_RX_SLOTS,
+  NEWTS_TX_SLOTS,
   SOCK_CLOEXEC,
   SOCK_DGRAM,
   SOCK_NONBLOCK,
@@ -95,6 +100,21 @@ import {
 } from "./api.ts";
 
 const MAX_UDP = 65_507;
+
+const pow2 = (v: number, lo: number, hi: number) => {
+  let n = lo;
+  while (n < v && n < hi) n *= 2;
+  return n;
+};
+
+/** The ring geometry a setsockopt asks for (SO_SNDBUF/SO_RCVBUF: data bytes; SOL_NEWTS: slots), or null. */
+function ringOption(level: number, name: number, v: number): Record<string, number> | null {
+  if (level === SOL_SOCKET && name === SO_SNDBUF) return { txData: pow2(v, MIN_DATA, MAX_DATA) };
+  if (level === SOL_SOCKET && name === SO_RCVBUF) return { rxData: pow2(v, MIN_DATA, MAX_DATA) };
+  if (level === SOL_NEWTS && name === NEWTS_TX_SLOTS) return { txSlots: pow2(v, MIN_SLOTS, MAX_SLOTS) };
+  if (level === SOL_NEWTS && name === NEWTS_RX_SLOTS) return { rxSlots: pow2(v, MIN_SLOTS, MAX_SLOTS) };
+  return null;
+}
 /** Longest single sleep on a doorbell (then look again: Bun cannot end an unbounded wait). */
 const SLEEP_MS = 50;
 /** A sleep over sockets of two stack servers: short slices, since one wait watches one arena. */
@@ -854,6 +874,20 @@ export class NewtsSockets implements SocketApi {
       return;
     }
     if (typeof value !== "number") this.refuse(k, "setsockopt", fd, EINVAL);
+    const ring = ringOption(level, name, value);
+    if (ring) {
+      // the socket gets rings of the new size (the stack's system call; EBUSY with data in flight)
+      if (!Number.isFinite(value) || value <= 0) this.refuse(k, "setsockopt", fd, EINVAL);
+      const r = this.sys(k, "setsockopt", fd, SYS.SOCK_RESIZE, { server: e.ar.name, slot: e.slot, ...ring }) as { segments?: unknown };
+      this.attachSegments(e.ar, r?.segments);
+      const sock = e.ar.arena.open(e.slot, e.sock.gen);
+      if (!sock) {
+        this.c.error(k);
+        throw new ErrnoError(EBADF, `setsockopt(${fd}): the resized socket buffer is gone`);
+      }
+      e.sock = sock;
+      return;
+    }
     this.ok(k);
     e.opts.set(`${level}:${name}`, value);
   }
@@ -875,8 +909,14 @@ export class NewtsSockets implements SocketApi {
           return e.listening ? 1 : 0;
         case SO_ERROR:
           return this.soError(e);
+        case SO_SNDBUF:
+          return e.sock.geometry().txData;
+        case SO_RCVBUF:
+          return e.sock.geometry().rxData;
       }
     }
+    if (level === SOL_NEWTS && name === NEWTS_TX_SLOTS) return e.sock.geometry().txSlots;
+    if (level === SOL_NEWTS && name === NEWTS_RX_SLOTS) return e.sock.geometry().rxSlots;
     return e.opts.get(`${level}:${name}`) ?? 0;
   }
 

@@ -175,6 +175,12 @@ export const server: ServerDef<State> = {
     [SYS.CLOSE]: onFd,
     [SYS.GETSOCKNAME]: onFd,
     [SYS.GETPEERNAME]: onFd,
+    [SYS.SOCK_RESIZE]: (s, m, proc) => {
+      const name = (m.payload as { server?: unknown } | undefined)?.server;
+      const ep = typeof name === "string" ? proc.endpoints[name] : undefined;
+      if (ep === undefined || !s.arenaApps.get(m.src)?.has(ep)) throw new ErrnoError(EBADF, "no socket arena at that server");
+      return forward(s, proc, m, name as string, undefined);
+    },
     [SYS.SOCK_KICK]: (s, m, proc) => {
       // Only to a server that made this app an arena (the server checks the slot is the app's).
       const name = (m.payload as { server?: unknown } | undefined)?.server;

@@ -51,6 +51,16 @@ describe("fast TCP sockets", () => {
     expect(results.syscall).toEqual(results.linux);
   });
 
+  test("setsockopt resizes a fast socket's rings (SO_SNDBUF, SO_RCVBUF, SOL_NEWTS slots); 1 MB each way through small rings", async () => {
+    for (const be of ["fast", "syscall"]) {
+      const e = await m.run(FIX, ["resize", "--sockets", be], 90_000);
+      expect(e.error, be).toBeUndefined();
+      const r = e.result as { sizes: number[]; gotC: number; gotA: number; bad: number };
+      expect(r.sizes, be).toEqual([4096, 8192, 8]); // powers of two at least what was asked
+      expect([r.gotC, r.gotA, r.bad], be).toEqual([1_000_000, 1_000_000, 0]);
+    }
+  }, 120_000);
+
   test("3 connections x 2 MB through an echo server, checked byte for byte, with few system calls on fast sockets", async () => {
     const { c, s } = await echo(m, "fast", 7101, 2_000_000, 3);
     expect(c.error).toBeUndefined();

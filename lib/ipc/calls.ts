@@ -60,6 +60,9 @@ export const SYS = {
   // the baseline of fast sockets (`--sockets syscall`): the stack does not walk the app's
   // arena; libc makes this call after every write and before every read check
   SOCK_KICK: 123, // { server: "tcp" | "udp", slot } -> readiness bits of the slot
+  // setsockopt's ring sizes (SO_SNDBUF, SO_RCVBUF, NEWTS_TX_SLOTS, NEWTS_RX_SLOTS) for a fast socket:
+  // the stack gives the idle socket a buffer of the new sizes (EBUSY with data in flight)
+  SOCK_RESIZE: 124, // { server, slot, txData?, rxData?, txSlots?, rxSlots? } -> { segments }
   PING: 130, // { dst, seq, size, timeoutMs } -> { rttMs, ttl, bytes } : an ICMP echo through ip
 } as const;
 

@@ -13,6 +13,7 @@ import { ENOBUFS, ErrnoError } from "../sys/errno.ts";
 import { eventfdCreate } from "../sys/ffi.ts";
 import { PCB, PState } from "../sys/pcb.ts";
 import { StackArena } from "../sock/arena.ts";
+import type { Geometry } from "../sock/abi.ts";
 import { BELL_SLEEPING, createBell } from "./sockbell.ts";
 
 /** One app's socket arena at a server. S: the server's socket record. */
@@ -42,6 +43,16 @@ export interface FastSocketReply {
   segments: number[];
   /** The server's name ("udp", "tcp"): libc keeps one arena per server. */
   server: string;
+}
+
+/** The ring sizes a SOCK_RESIZE asks for (libc rounds them to powers of two; the arena checks them). */
+export function geometryArgs(a: Record<string, unknown>): Partial<Geometry> {
+  const g: Partial<Geometry> = {};
+  for (const f of ["txData", "rxData", "txSlots", "rxSlots"] as const) {
+    const v = a[f];
+    if (typeof v === "number" && Number.isInteger(v)) g[f] = v;
+  }
+  return g;
 }
 
 /** Every FastArenas of this process (a single-stack server has one per transport layer). */

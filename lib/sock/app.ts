@@ -161,6 +161,11 @@ export class SockApp {
     return Atomics.load(this.ctl, this.dirIdx + D_GEN) !== this.gen;
   }
 
+  /** This socket buffer's sizes: descriptor slots and data bytes each way. */
+  geometry(): { txSlots: number; txData: number; rxSlots: number; rxData: number } {
+    return { txSlots: this.txSlots, txData: this.txSize, rxSlots: this.rxSlots, rxData: this.rxSize };
+  }
+
   /** The addresses the stack published (getsockname, getpeername): [addr, port]. */
   localAddr(): [number, number] {
     return [Atomics.load(this.ctl, this.dirIdx + D_LOCAL_ADDR) >>> 0, Atomics.load(this.ctl, this.dirIdx + D_LOCAL_PORT) & 0xffff];

@@ -308,6 +308,7 @@ export class StackArena {
     this.freeRegion(old);
     const s = new SockStack(this.ctl, this.lay, slot, this.segments[r.seg]!, r.seg, r.off, g);
     s.init(old.type, old.gen, old.state, old.retainTx);
+    s.setReadiness(old.readiness);
     s.violations = old.violations;
     this.socks[slot] = s;
     this.publishDir(slot, s, old.type, old.state, 0);
