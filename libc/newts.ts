@@ -27,8 +27,10 @@
 // fds are this library's: the syscall server's handle of a socket made by socket() is kept
 // beside it (sysfd) for the calls that are system calls; an accepted child has none.
 //
-// Limits, named: socket options are recorded (getsockopt returns them) but not acted on
-// (TCP_NODELAY, SO_KEEPALIVE, SO_RCVBUF/SO_SNDBUF do not resize the rings); MSG_PEEK on a
+// setsockopt SO_SNDBUF/SO_RCVBUF and SOL_NEWTS NEWTS_TX_SLOTS/NEWTS_RX_SLOTS resize the
+// socket's rings (a SOCK_RESIZE system call; EBUSY while data is in flight).
+// Limits, named: other options are recorded (getsockopt returns them) but not acted on
+// (TCP_NODELAY, SO_KEEPALIVE); MSG_PEEK on a
 // stream peeks through a private buffer; MSG_WAITALL is not honoured; a connected
 // datagram socket does not learn of ICMP port unreachable (ECONNREFUSED); a poll over
 // sockets of two stack servers (TCP and UDP) sleeps in short slices; sockets are lost
