@@ -9,7 +9,9 @@ import { ctlRequest, defaultCtlPath, type CtlReply, type CtlRequest } from "./ct
 const USAGE = `usage: npm start -- [options]
 
 Boots newts: the kernel worker, the servers of the boot table (rs, syscall, nic,
-pf, ip, udp, tcp), then the apps.
+pf, ip, udp, tcp), then the apps. By default the apps are sysinfo, httpd (port 80,
+the sample site in www/) and memcached (port 11211), on newts fast sockets, and the
+host reaches them on 127.0.0.1:8080 and 127.0.0.1:11311 (--hostfwd defaults).
 
 options:
   --app "NAME ARGS"   start apps/NAME.ts with ARGS (repeatable)
@@ -39,7 +41,14 @@ options:
 control it from another terminal: npm run ctl -- ps | kill NAME | hang NAME |
 restart NAME | spawn NAME ARGS | stats [NAME] | shutdown   (ps --json for JSON)`;
 
-const DEFAULT_APPS: AppSpec[] = [{ name: "sysinfo", args: [] }];
+/** What a newcomer's `npm start` runs: the ported web server and cache on newts fast sockets. */
+const DEFAULT_APPS: AppSpec[] = [
+  { name: "sysinfo", args: [] },
+  { name: "httpd", args: ["--port", "80"] },
+  { name: "memcached", args: ["-p", "11211"] },
+];
+/** ... and how the host reaches them (hostfwd wire): 127.0.0.1:8080 -> httpd, 127.0.0.1:11311 -> memcached. */
+const DEFAULT_HOSTFWD = ["tcp:8080:80", "tcp:11311:11211"];
 
 function fail(msg: string): never {
   process.stderr.write(`newts: ${msg} (try --help)\n`);
@@ -119,12 +128,16 @@ if (existsSync(ctlPath)) {
 }
 
 const quiet = !!opts.quiet;
+const defaultApps = !opts["no-apps"] && apps.length === 0;
+const netSpec = opts.net ?? "hostfwd";
+// The default apps get the default forwards unless the user chose the forwards.
+const hostfwd = opts.hostfwd ?? (defaultApps && netSpec.startsWith("hostfwd") ? DEFAULT_HOSTFWD : undefined);
 const t0 = performance.now();
 const machine = await Machine.boot({
   apps: opts["no-apps"] ? [] : apps.length > 0 ? apps : DEFAULT_APPS,
   // User-mode networking needs no root, so it is what a newcomer gets.
-  net: opts.net ?? "hostfwd",
-  hostfwd: opts.hostfwd,
+  net: netSpec,
+  hostfwd,
   pcap: opts.pcap,
   addr: opts.addr,
   gateway: opts.gw,
@@ -138,7 +151,12 @@ const machine = await Machine.boot({
   process.exit(e.message.startsWith("netdev:") ? 2 : 1);
 });
 console.log(`newts booted in ${(performance.now() - t0).toFixed(0)} ms; control socket ${ctlPath}`);
-console.log(`try: npm run ctl -- ps    (Ctrl-C or 'npm run ctl -- shutdown' stops it)`);
+for (const rule of hostfwd ?? []) {
+  const [, host, guest] = rule.split(":");
+  const what = guest === "80" ? `  e.g. curl http://127.0.0.1:${host}/` : guest === "11211" ? `  e.g. printf 'set k 0 0 2\\r\\nhi\\r\\nget k\\r\\n' | nc -q1 127.0.0.1 ${host}` : "";
+  console.log(`forwarding 127.0.0.1:${host} -> newts port ${guest}${what}`);
+}
+console.log(`try: npm run ctl -- ps    npm run ctl -- stats    (Ctrl-C or 'npm run ctl -- shutdown' stops it)`);
 
 let stopping = false;
 async function stop(why: string): Promise<void> {

@@ -400,6 +400,28 @@ export class NewtsSockets implements SocketApi {
     }
   }
 
+  /**
+   * A child tcp premapped into a segment this library has not attached yet: the stack
+   * granted the segment (through the kernel, asynchronously) when it grew the arena.
+   * Wait briefly for that grant, attach it, and open the slot.
+   */
+  private openLate(ar: ArenaRec, slot: number, gen: number): SockApp | null {
+    const { index, attached } = ar.arena.segmentOf(slot);
+    if (index < 0 || attached) return null;
+    const deadline = performance.now() + 2000;
+    for (;;) {
+      const g = this.proc.findGrant((x) => x.meta.arena === ar.name && x.meta.role === "segment" && x.meta.index === index);
+      if (g) {
+        ar.arena.attachSegment(index, g.sab);
+        ar.attached.add(index);
+        return ar.arena.open(slot, gen);
+      }
+      if (performance.now() > deadline) return null;
+      this.proc.beat();
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+    }
+  }
+
   bind(fd: number, sa: SockAddr): void {
     const k = K.bind;
     this.enter(k);
@@ -452,7 +474,7 @@ export class NewtsSockets implements SocketApi {
       this.check(k, e);
       const r = s.takeAccept();
       if (r >= 0) {
-        const child = e.ar.arena.open(r, s.acceptGen);
+        const child = e.ar.arena.open(r, s.acceptGen) ?? this.openLate(e.ar, r, s.acceptGen);
         if (!child) continue; // reset and recycled before we took it: the next one
         const nfd = this.newFd();
         const n = this.fdEntry(nfd, child, r, e.ar, -1, SOCK_STREAM, (flags & SOCK_NONBLOCK) !== 0, (flags & SOCK_CLOEXEC) !== 0);

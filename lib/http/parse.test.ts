@@ -1,8 +1,10 @@
 // The HTTP request parser from literal bytes: whole, byte by byte, pipelined, every error
-// status, and a fuzz run (FUZZ_SEED=<seed> replays one; HTTP_FUZZ=<n> runs more inputs).
+// status, and a fuzz run (FUZZ_SEED=<seed> replays one; HTTP_FUZZ=<n> runs more inputs);
+// and the header values the server parses itself (Range, HTTP dates, MIME types).
 import { describe, expect, test } from "vitest";
 import { DEFAULT_LIMITS, normalizePath, RequestParser, type ParseResult } from "./parse.ts";
 import { mulberry32 } from "../sys/prng.ts";
+import { httpDate, mimeType, parseHttpDate, parseRange } from "./response.ts";
 
 const enc = new TextEncoder();
 const bytes = (s: string) => enc.encode(s);
@@ -271,6 +273,39 @@ describe("errors", () => {
       expect(p.pending).toBeLessThanOrEqual(p.maxHeld + 16);
     }
     expect(r).toMatchObject({ kind: "error", status: 431 });
+  });
+});
+
+describe("header values the server parses (lib/http/response.ts)", () => {
+  test("Range: single byte ranges against a size", () => {
+    expect(parseRange("bytes=0-9", 100)).toEqual({ start: 0, end: 9 });
+    expect(parseRange("bytes=90-", 100)).toEqual({ start: 90, end: 99 });
+    expect(parseRange("bytes=-10", 100)).toEqual({ start: 90, end: 99 });
+    expect(parseRange("bytes=-1000", 100)).toEqual({ start: 0, end: 99 });
+    expect(parseRange("bytes=50-1000", 100)).toEqual({ start: 50, end: 99 });
+    expect(parseRange("Bytes = 1 - 2", 100)).toEqual({ start: 1, end: 2 });
+    for (const u of ["bytes=100-", "bytes=100-200", "bytes=-0"]) expect(parseRange(u, 100), u).toBe("unsatisfiable");
+    expect(parseRange("bytes=-5", 0)).toBe("unsatisfiable");
+    for (const ig of ["bytes=5-1", "bytes=0-1,3-4", "items=0-1", "bytes=", "bytes=-", "bytes=a-b", "bytes=0x1-2", "bytes=1-2 x"]) expect(parseRange(ig, 100), ig).toBeNull();
+  });
+
+  test("HTTP dates: IMF-fixdate out, the three forms in", () => {
+    const t = Date.UTC(1994, 10, 6, 8, 49, 37);
+    expect(httpDate(t)).toBe("Sun, 06 Nov 1994 08:49:37 GMT");
+    expect(parseHttpDate("Sun, 06 Nov 1994 08:49:37 GMT")).toBe(t);
+    expect(parseHttpDate("Sunday, 06-Nov-94 08:49:37 GMT")).toBe(t);
+    expect(parseHttpDate("Sun Nov  6 08:49:37 1994")).toBe(t);
+    for (const bad of ["", "yesterday", "Sun, 06 Nov 1994 08:49:37 UTC", "Sun, 32 Nov 1994 08:49:37 GMT", "Sun, 06 Foo 1994 08:49:37 GMT", "Sun, 06 Nov 1994 25:00:00 GMT"]) {
+      expect(parseHttpDate(bad), bad).toBeNull();
+    }
+  });
+
+  test("MIME types by extension", () => {
+    expect(mimeType("/a/index.HTML")).toBe("text/html; charset=utf-8");
+    expect(mimeType("/x.css")).toBe("text/css; charset=utf-8");
+    expect(mimeType("/x.png")).toBe("image/png");
+    expect(mimeType("/x.tar.gz")).toBe("application/gzip");
+    for (const o of ["/x", "/.bashrc", "/dir.d/file", "/x.unknown"]) expect(mimeType(o), o).toBe("application/octet-stream");
   });
 });
 

@@ -100,6 +100,9 @@ export interface ParseError {
 export type ParseResult = NeedMore | Parsed | ParseError;
 
 const NEED: NeedMore = Object.freeze({ kind: "need" });
+/** The buffer starts this small, and goes back to it between requests once it grew past SHRINK_ABOVE. */
+const INITIAL_BUF = 1024;
+const SHRINK_ABOVE = 32 * 1024;
 const LF = 10;
 const CR = 13;
 const SP = 32;
@@ -208,7 +211,7 @@ export class RequestParser {
 
   constructor(limits: Partial<ParserLimits> = {}) {
     this.limits = { ...DEFAULT_LIMITS, ...limits };
-    this.buf = new Uint8Array(1024);
+    this.buf = new Uint8Array(INITIAL_BUF);
   }
 
   /** Bytes held: the next request's (or body bytes still to drop). 0 between requests. */
@@ -286,14 +289,16 @@ export class RequestParser {
     }
     if (this.start === this.end) {
       this.start = this.end = 0;
+      if (this.buf.length > SHRINK_ABOVE) this.buf = new Uint8Array(INITIAL_BUF); // a burst of pipelined requests is over
       return NEED;
     }
     const L = this.limits;
     const base = this.start;
     let i = base + this.scanned;
     for (;;) {
-      const lf = b.indexOf(LF, i);
-      if (lf < 0 || lf >= this.end) break;
+      const at = b.subarray(i, this.end).indexOf(LF);
+      if (at < 0) break;
+      const lf = i + at;
       const off = lf - base;
       if (this.lineLf < 0) {
         this.lineLf = off;

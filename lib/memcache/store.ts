@@ -27,7 +27,13 @@ export function itemTotal(nkey: number, nbytes: number): number {
 /** A key string (one char per byte) from bytes. */
 export function bytesToKey(b: Uint8Array, start = 0, end = b.length): string {
   let s = "";
-  for (let i = start; i < end; i++) s += String.fromCharCode(b[i]!);
+  if (end - start <= 64) {
+    for (let i = start; i < end; i++) s += String.fromCharCode(b[i]!);
+    return s;
+  }
+  for (let i = start; i < end; i += 8192) {
+    s += String.fromCharCode.apply(null, b.subarray(i, Math.min(end, i + 8192)) as unknown as number[]);
+  }
   return s;
 }
 
@@ -364,7 +370,7 @@ export class Store {
     } else bytes = keyBytes(digits);
     const n = new Item(key, bytes, it.flags, it.exptime, this.now());
     n.keyBinary = it.keyBinary;
-    n.fetched = true;
+    n.fetched = it.fetched;
     if (!this.makeRoom(n.size, it)) {
       c.store_no_memory++;
       return { status: "NO_MEMORY" };

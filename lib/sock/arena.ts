@@ -432,6 +432,13 @@ export class AppArena implements ActivitySink {
     return new SockApp(m, this);
   }
 
+  /** The segment index the directory gives for `slot` (-1: unmapped or out of range); whether it is attached. */
+  segmentOf(slot: number): { index: number; attached: boolean } {
+    if (!(slot >= 0 && slot < this.lay.maxSockets)) return { index: -1, attached: false };
+    const index = Atomics.load(this.ctl, this.lay.dir + slot * 16 + D_SEGMENT);
+    return { index, attached: index >= 0 && this.segments[index] !== undefined };
+  }
+
   /** Marks `slot` for the stack's walk; true (and remembered for takeWake) if the stack should be woken. */
   markActive(slot: number): boolean {
     const w = markActive(this.ctl, this.lay, slot);

@@ -369,6 +369,13 @@ export class Proc {
     }
   }
 
+  /** The first grant received so far (pending ones drained) that pred accepts. */
+  findGrant(pred: (g: Grant) => boolean): Grant | undefined {
+    this.drainGrants();
+    for (const g of this.grants.values()) if (pred(g)) return g;
+    return undefined;
+  }
+
   /** A grant by id, waiting briefly for it to arrive on the port. */
   grant(id: number): Grant {
     const deadline = performance.now() + 1000;

@@ -9,6 +9,7 @@ export const DEBIAN_PACKAGES: Record<string, string> = {
   ping: "iputils-ping",
   tcpdump: "tcpdump",
   curl: "curl",
+  memccapable: "libmemcached-tools", // libmemcached's protocol checker, run against apps/memcached.ts
 };
 
 export function haveTool(tool: string): boolean {
