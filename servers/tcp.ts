@@ -22,7 +22,7 @@ import { isnFor, type Secret, TcpConnection, TcpListener, TcpTable, type Outgoin
 import type { TcpRepr } from "../lib/net/types.ts";
 import { MinHeap } from "../lib/sys/heap.ts";
 import { loadStore, saveStore } from "../lib/sys/store.ts";
-import { type FastApp, FastArenas, geometryArgs } from "../lib/net/fastapp.ts";
+import { type FastApp, FastArenas } from "../lib/net/fastapp.ts";
 import type { SockStack, TxDesc } from "../lib/sock/stack.ts";
 import {
   type Geometry, KIND_CLOSE, KIND_CONNECT, KIND_SHUTDOWN, SHUT_RD, SOCK_STREAM as ARENA_STREAM, ST_CONNECTED, ST_CONNECTING,
@@ -414,22 +414,13 @@ function onCall(s: State, proc: Proc, c: NetCall, now: number): void {
       fa.socks.set(slot, k);
       return complete(proc, c, s.arenas.reply(fa, k.id, slot));
     }
-    case SYS.SOCK_RESIZE: {
-      const fa = s.arenas.apps.get(c.app);
-      const slot = num(a, "slot", -1);
-      const k = fa?.socks.get(slot);
-      if (!fa || !k?.fast) throw new ErrnoError(EBADF, "no such arena socket");
-      const r = fa.arena.resize(slot, geometryArgs(a));
-      if (r < 0) throw new ErrnoError(-r, "resize");
-      k.fast.sk = fa.arena.sock(slot)!;
-      return complete(proc, c, { segments: fa.segments });
-    }
+    case SYS.SOCK_RESIZE:
+      return complete(proc, c, s.arenas.resize(c.app, a, (k, sk) => {
+        if (k.fast) k.fast.sk = sk;
+      }));
     case SYS.SOCK_KICK: {
       // The baseline (`--sockets syscall`): the app's system call after a write or before a read check.
-      const fa = s.arenas.apps.get(c.app);
-      const slot = num(a, "slot", -1);
-      const k = fa?.socks.get(slot);
-      if (!fa || !k) throw new ErrnoError(EBADF, "no such arena socket");
+      const { fa, slot, k } = s.arenas.sockAt(c.app, a.slot);
       onActive(s, proc, fa, slot, now);
       return complete(proc, c, k.fast?.sk.readiness ?? 0);
     }

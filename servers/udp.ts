@@ -37,7 +37,7 @@ import { UnreachableCode } from "../lib/net/icmp.ts";
 import { downTag, EPHEMERAL_HI, EPHEMERAL_LO, HEADROOM, TAG_ICMP_ERR, TAG_UNREACH } from "../lib/net/stackproto.ts";
 import type { SockStack, TxDesc } from "../lib/sock/stack.ts";
 import { type Geometry, KIND_DATAGRAM, SOCK_DGRAM as ARENA_DGRAM, VIOLATION } from "../lib/sock/abi.ts";
-import { type FastApp, FastArenas, geometryArgs } from "../lib/net/fastapp.ts";
+import { type FastApp, FastArenas } from "../lib/net/fastapp.ts";
 
 interface Dgram {
   data: Uint8Array;
@@ -364,22 +364,13 @@ function onCall(s: State, proc: Proc, c: NetCall): void {
     case SYS.SHUTDOWN:
       sockOf(s, c);
       return complete(proc, c, 0);
-    case SYS.SOCK_RESIZE: {
-      const fa = s.arenas.apps.get(c.app);
-      const slot = num(a, "slot", -1);
-      const k = fa?.socks.get(slot);
-      if (!fa || !k?.fast) throw new ErrnoError(EBADF, "no such arena socket");
-      const r = fa.arena.resize(slot, geometryArgs(a));
-      if (r < 0) throw new ErrnoError(-r, "resize");
-      k.fast.sk = fa.arena.sock(slot)!;
-      return complete(proc, c, { segments: fa.segments });
-    }
+    case SYS.SOCK_RESIZE:
+      return complete(proc, c, s.arenas.resize(c.app, a, (k, sk) => {
+        if (k.fast) k.fast.sk = sk;
+      }));
     case SYS.SOCK_KICK: {
       // The baseline (`--sockets syscall`): the app's system call after a write or before a read check.
-      const fa = s.arenas.apps.get(c.app);
-      const slot = num(a, "slot", -1);
-      const k = fa?.socks.get(slot);
-      if (!fa || !k) throw new ErrnoError(EBADF, "no such arena socket");
+      const { fa, slot, k } = s.arenas.sockAt(c.app, a.slot);
       drainSock(s, proc, fa, slot);
       s.links.port("ip")?.flush();
       return complete(proc, c, k.fast?.sk.readiness ?? 0);

@@ -9,10 +9,11 @@
 // need the stack, see libc/newts.ts).
 import type { Proc } from "../sys/proc.ts";
 import { MAX_SLEEP_MS } from "../sys/proc.ts";
-import { ENOBUFS, ErrnoError } from "../sys/errno.ts";
+import { EBADF, ENOBUFS, ErrnoError } from "../sys/errno.ts";
 import { eventfdCreate } from "../sys/ffi.ts";
 import { PCB, PState } from "../sys/pcb.ts";
 import { StackArena } from "../sock/arena.ts";
+import type { SockStack } from "../sock/stack.ts";
 import type { Geometry } from "../sock/abi.ts";
 import { BELL_SLEEPING, createBell } from "./sockbell.ts";
 
@@ -46,7 +47,7 @@ export interface FastSocketReply {
 }
 
 /** The ring sizes a SOCK_RESIZE asks for (libc rounds them to powers of two; the arena checks them). */
-export function geometryArgs(a: Record<string, unknown>): Partial<Geometry> {
+function geometryArgs(a: Record<string, unknown>): Partial<Geometry> {
   const g: Partial<Geometry> = {};
   for (const f of ["txData", "rxData", "txSlots", "rxSlots"] as const) {
     const v = a[f];
@@ -133,6 +134,27 @@ export class FastArenas<S> {
     return {
       sock, slot, gen: fa.arena.sock(slot)!.gen, control: fa.controlGrant, bell: fa.bellGrant, segments: fa.segments, server: this.name,
     };
+  }
+
+  /** The app's socket in `slot` (SOCK_KICK, SOCK_RESIZE name it), or EBADF. */
+  sockAt(app: number, slot: unknown): { fa: FastApp<S>; slot: number; k: S } {
+    const fa = this.apps.get(app);
+    const k = typeof slot === "number" ? fa?.socks.get(slot) : undefined;
+    if (!fa || k === undefined) throw new ErrnoError(EBADF, "no such arena socket");
+    return { fa, slot: slot as number, k };
+  }
+
+  /**
+   * SOCK_RESIZE: gives the app's idle socket rings of the sizes `args` asks for
+   * (setsockopt SO_SNDBUF, ...); the new SockStack goes to `use`. The answer names the
+   * arena's segments (a bigger buffer may have needed a new one).
+   */
+  resize(app: number, args: Record<string, unknown>, use: (k: S, sk: SockStack) => void): { segments: number[] } {
+    const { fa, slot, k } = this.sockAt(app, args.slot);
+    const r = fa.arena.resize(slot, geometryArgs(args));
+    if (r < 0) throw new ErrnoError(-r, "resize");
+    use(k, fa.arena.sock(slot)!);
+    return { segments: fa.segments };
   }
 
   drop(app: number): void {
