@@ -29,8 +29,8 @@
 //
 // setsockopt SO_SNDBUF/SO_RCVBUF and SOL_NEWTS NEWTS_TX_SLOTS/NEWTS_RX_SLOTS resize the
 // socket's rings (a SOCK_RESIZE system call; EBUSY while data is in flight).
-// Limits, named: other options are recorded (getsockopt returns them) but not acted on
-// (TCP_NODELAY, SO_KEEPALIVE); MSG_PEEK on a
+// TCP_NODELAY and SO_KEEPALIVE go to tcp (SOCK_OPT, a system call, as on Linux); other
+// options are recorded (getsockopt returns them). Limits, named: MSG_PEEK on a
 // stream peeks through a private buffer; MSG_WAITALL is not honoured; a connected
 // datagram socket does not learn of ICMP port unreachable (ECONNREFUSED); a poll over
 // sockets of two stack servers (TCP and UDP) sleeps in short slices; sockets are lost
@@ -86,12 +86,15 @@ import {
   type SocketStats,
   SO_ACCEPTCONN,
   SO_ERROR,
+  SO_KEEPALIVE,
   SO_LINGER,
   SO_RCVBUF,
   SO_REUSEADDR,
   SO_SNDBUF,
   SO_TYPE,
   SOL_NEWTS,
+  IPPROTO_TCP,
+  TCP_NODELAY,
   NEWTS_RX_SLOTS,
   NEWTS_TX_SLOTS,
   SOCK_CLOEXEC,
@@ -912,7 +915,11 @@ export class NewtsSockets implements SocketApi {
       e.sock = sock;
       return;
     }
-    this.ok(k);
+    if (e.type === SOCK_STREAM && ((level === IPPROTO_TCP && name === TCP_NODELAY) || (level === SOL_SOCKET && name === SO_KEEPALIVE))) {
+      // the connection's own behaviour: the stack is told (a system call, as on Linux)
+      const on = value !== 0;
+      this.sys(k, "setsockopt", fd, SYS.SOCK_OPT, { server: e.ar.name, slot: e.slot, ...(name === TCP_NODELAY && level === IPPROTO_TCP ? { nodelay: on } : { keepalive: on }) });
+    } else this.ok(k);
     e.opts.set(`${level}:${name}`, value);
   }
 

@@ -128,6 +128,18 @@ function done(s: State, m: Message, proc: Proc): typeof NO_REPLY {
   return NO_REPLY;
 }
 
+/**
+ * A call about an arena socket (SOCK_KICK, SOCK_RESIZE, SOCK_OPT), named by { server,
+ * slot }: forwarded only to a server that made this app an arena (the server checks
+ * the slot is the app's).
+ */
+function toArenaServer(s: State, m: Message, proc: Proc): typeof NO_REPLY {
+  const name = (m.payload as { server?: unknown } | undefined)?.server;
+  const ep = typeof name === "string" ? proc.endpoints[name] : undefined;
+  if (ep === undefined || !s.arenaApps.get(m.src)?.has(ep)) throw new ErrnoError(EBADF, "no socket arena at that server");
+  return forward(s, proc, m, name as string, undefined);
+}
+
 export const server: ServerDef<State> = {
   initFresh: init,
   // Sleepers and forwarded calls of the dead generation got EINTR from the kernel
@@ -175,19 +187,9 @@ export const server: ServerDef<State> = {
     [SYS.CLOSE]: onFd,
     [SYS.GETSOCKNAME]: onFd,
     [SYS.GETPEERNAME]: onFd,
-    [SYS.SOCK_RESIZE]: (s, m, proc) => {
-      const name = (m.payload as { server?: unknown } | undefined)?.server;
-      const ep = typeof name === "string" ? proc.endpoints[name] : undefined;
-      if (ep === undefined || !s.arenaApps.get(m.src)?.has(ep)) throw new ErrnoError(EBADF, "no socket arena at that server");
-      return forward(s, proc, m, name as string, undefined);
-    },
-    [SYS.SOCK_KICK]: (s, m, proc) => {
-      // Only to a server that made this app an arena (the server checks the slot is the app's).
-      const name = (m.payload as { server?: unknown } | undefined)?.server;
-      const ep = typeof name === "string" ? proc.endpoints[name] : undefined;
-      if (ep === undefined || !s.arenaApps.get(m.src)?.has(ep)) throw new ErrnoError(EBADF, "no socket arena at that server");
-      return forward(s, proc, m, name as string, undefined);
-    },
+    [SYS.SOCK_RESIZE]: toArenaServer,
+    [SYS.SOCK_OPT]: toArenaServer,
+    [SYS.SOCK_KICK]: toArenaServer,
     [SYS.PING]: (s, m, proc) => forward(s, proc, m, "ip", undefined),
     [NET.DONE]: done,
     [NET.APP_EXITED]: (s, m, proc) => {

@@ -67,6 +67,9 @@ interface Sock {
   id: number;
   app: number;
   fast?: FastTcp;
+  /** TCP_NODELAY, SO_KEEPALIVE as the app set them (an accepted socket inherits its listener's). */
+  nodelay?: boolean;
+  keepalive?: boolean;
   laddr: number;
   lport: number;
   raddr: number;
@@ -418,6 +421,13 @@ function onCall(s: State, proc: Proc, c: NetCall, now: number): void {
       return complete(proc, c, s.arenas.resize(c.app, a, (k, sk) => {
         if (k.fast) k.fast.sk = sk;
       }));
+    case SYS.SOCK_OPT: {
+      const { k } = s.arenas.sockAt(c.app, a.slot);
+      if (typeof a.nodelay === "boolean") k.nodelay = a.nodelay;
+      if (typeof a.keepalive === "boolean") k.keepalive = a.keepalive;
+      if (k.conn) applyOpts(k, k.conn);
+      return complete(proc, c, 0);
+    }
     case SYS.SOCK_KICK: {
       // The baseline (`--sockets syscall`): the app's system call after a write or before a read check.
       const { fa, slot, k } = s.arenas.sockAt(c.app, a.slot);
@@ -543,6 +553,11 @@ function onCall(s: State, proc: Proc, c: NetCall, now: number): void {
   }
 }
 
+function applyOpts(k: Sock, c: TcpConnection): void {
+  if (k.nodelay !== undefined) c.setNoDelay(k.nodelay);
+  if (k.keepalive !== undefined) c.setKeepalive(k.keepalive);
+}
+
 function startConnect(s: State, k: Sock, raddr: number, rport: number, now: number): TcpConnection {
   const laddr = k.laddr !== 0 ? k.laddr : s.links.sourceFor(raddr);
   if (k.lport === 0) setPort(s, k, ephemeral(s));
@@ -551,6 +566,7 @@ function startConnect(s: State, k: Sock, raddr: number, rport: number, now: numb
   k.rport = rport;
   const conn = new TcpConnection({});
   conn.connect(now, { addr: laddr, port: k.lport }, { addr: raddr, port: rport }, isnFor(s.secret, now, laddr, k.lport, raddr, rport));
+  applyOpts(k, conn);
   s.table.add(conn);
   k.conn = conn;
   s.byConn.set(conn, k);
@@ -840,6 +856,9 @@ function premap(s: State, proc: Proc, k: Sock, now: number): void {
     f.fa.socks.set(slot, n);
     n.conn = conn;
     n.connected = true;
+    n.nodelay = k.nodelay;
+    n.keepalive = k.keepalive;
+    applyOpts(n, conn);
     n.laddr = conn.local.addr;
     setPort(s, n, conn.local.port);
     n.raddr = conn.remote.addr;

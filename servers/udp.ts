@@ -368,6 +368,9 @@ function onCall(s: State, proc: Proc, c: NetCall): void {
       return complete(proc, c, s.arenas.resize(c.app, a, (k, sk) => {
         if (k.fast) k.fast.sk = sk;
       }));
+    case SYS.SOCK_OPT:
+      s.arenas.sockAt(c.app, a.slot);
+      return complete(proc, c, 0); // no protocol options for a datagram socket
     case SYS.SOCK_KICK: {
       // The baseline (`--sockets syscall`): the app's system call after a write or before a read check.
       const { fa, slot, k } = s.arenas.sockAt(c.app, a.slot);

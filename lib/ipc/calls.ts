@@ -63,6 +63,8 @@ export const SYS = {
   // setsockopt's ring sizes (SO_SNDBUF, SO_RCVBUF, NEWTS_TX_SLOTS, NEWTS_RX_SLOTS) for a fast socket:
   // the stack gives the idle socket a buffer of the new sizes (EBUSY with data in flight)
   SOCK_RESIZE: 124, // { server, slot, txData?, rxData?, txSlots?, rxSlots? } -> { segments }
+  // setsockopt's protocol options of a fast socket: TCP_NODELAY, SO_KEEPALIVE
+  SOCK_OPT: 125, // { server, slot, nodelay?, keepalive? } -> 0
   PING: 130, // { dst, seq, size, timeoutMs } -> { rttMs, ttl, bytes } : an ICMP echo through ip
 } as const;
 
