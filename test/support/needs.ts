@@ -10,6 +10,10 @@ export const DEBIAN_PACKAGES: Record<string, string> = {
   tcpdump: "tcpdump",
   curl: "curl",
   memccapable: "libmemcached-tools", // libmemcached's protocol checker, run against apps/memcached.ts
+  memcslap: "libmemcached-tools", // libmemcached's load generator (test/apps-tap.test.ts)
+  httperf: "httperf", // the paper's HTTP load generator (test/apps-tap.test.ts)
+  wrk: "wrk",
+  ab: "apache2-utils",
 };
 
 export function haveTool(tool: string): boolean {
