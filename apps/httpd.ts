@@ -40,7 +40,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import {
   AF_INET, EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD, POLLERR, POLLHUP, POLLIN, POLLOUT, SHUT_WR, SO_LINGER, SO_REUSEADDR, SOCK_NONBLOCK,
-  SOCK_STREAM, SOL_SOCKET, type PollFd, type SocketApi,
+  SOCK_STREAM, SOL_SOCKET, IPPROTO_TCP, TCP_NODELAY, type PollFd, type SocketApi,
 } from "../libc/api.ts";
 import { openSockets, socketsFromArgs, type Backend } from "../libc/sockets.ts";
 import { puts } from "../libc/stdio.ts";
@@ -391,6 +391,8 @@ class Server {
     const fd = api.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK);
     try {
       api.setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+      // answers go out whole at once (accepted connections inherit it, on Linux and newts)
+      api.setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, 1);
       api.bind(fd, { addr: this.o.addr, port: this.o.port });
       api.listen(fd, this.o.backlog);
     } catch (e) {

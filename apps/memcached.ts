@@ -344,6 +344,8 @@ class Server {
     try {
       this.lfd = api.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK);
       api.setsockopt(this.lfd, SOL_SOCKET, SO_REUSEADDR, 1);
+      // replies go out at once: accepted connections inherit it (on Linux and newts), no call per accept
+      api.setsockopt(this.lfd, IPPROTO_TCP, TCP_NODELAY, 1);
       api.bind(this.lfd, { addr: this.o.addr, port: this.o.port });
       api.listen(this.lfd, 1024);
       port = api.getsockname(this.lfd).port;
@@ -454,11 +456,6 @@ class Server {
       }
       const c = new Conn(a.fd, `${a.addr >>> 24}.${(a.addr >>> 16) & 255}.${(a.addr >>> 8) & 255}.${a.addr & 255}:${a.port}`);
       this.conns.set(a.fd, c);
-      try {
-        api.setsockopt(a.fd, IPPROTO_TCP, TCP_NODELAY, 1);
-      } catch {
-        // a hint only
-      }
       this.log(`<${a.fd} new connection from ${c.peer}`);
       this.onReadable(c); // speculative read
       this.settle(c);

@@ -37,12 +37,15 @@ describe("Nagle and TCP_NODELAY (RFC 896, RFC 9293 §3.7.4)", () => {
     expect(s.poll().map((x) => [x.seq, x.payload.length])).toEqual([[s.ourSeq(10), 10]]);
   });
 
-  test("PSH marks the segment that empties the send queue", () => {
+  test("PSH marks the segment that empties the send queue; a tail after full segments goes at once (Minshall)", () => {
     const { s } = Scripted.client({ timestamps: false }, FULL);
     s.c.send(bytes(2000));
-    expect(s.poll().map((x) => x.flags)).toEqual([TcpFlag.ACK]); // the 540-byte tail waits (Nagle)
-    s.deliver({ ack: s.ourSeq(1460) });
-    expect(s.poll().map((x) => [x.flags, x.payload.length])).toEqual([[TcpFlag.ACK | TcpFlag.PSH, 540]]);
+    // no small segment of ours is unacked: the 540-byte tail is not held (Linux's Nagle)
+    expect(s.poll().map((x) => [x.flags, x.payload.length])).toEqual([[TcpFlag.ACK, 1460], [TcpFlag.ACK | TcpFlag.PSH, 540]]);
+    s.c.send(bytes(100));
+    expect(s.poll()).toEqual([]); // but the 540 is unacked: the next small one waits
+    s.deliver({ ack: s.ourSeq(2000) });
+    expect(s.poll().map((x) => x.payload.length)).toEqual([100]);
   });
 });
 

@@ -188,10 +188,14 @@ export function output(c: Conn, now: number): void {
         // Sender SWS avoidance (RFC 9293 §3.8.6.2.1): a window-limited runt only
         // when nothing is in flight or it is at least half the largest window.
         if (outstanding && len < t.maxSndWnd / 2) break;
-      } else if (outstanding && !t.noDelay) {
-        break; // Nagle (RFC 896 / RFC 9293 §3.7.4): hold a small tail while data is unacked
+      } else if (!t.noDelay && t.smallEnd >= 0 && seqGt(t.smallEnd, t.sndUna)) {
+        // Nagle (RFC 896 / RFC 9293 §3.7.4) as Minshall's variant, like Linux: hold a small
+        // tail while a small segment of ours is unacked (not merely any data: the tail of a
+        // reply that follows full segments goes at once instead of waiting for a delayed ACK).
+        break;
       }
     }
+    if (isNew && len < t.sndMss && len > 0) t.smallEnd = seqAdd(t.sndNxt, len);
     sendData(c, now, t.sndNxt, len, withFin);
     t.sndNxt = seqAdd(t.sndNxt, len + (withFin ? 1 : 0));
     t.sndMax = seqMax(t.sndMax, t.sndNxt);

@@ -173,6 +173,8 @@ export interface Tcb {
   sndNxt: number;
   /** One past the highest sequence number ever sent (BSD snd_max). ACKs above it are invalid. */
   sndMax: number;
+  /** End of the last sub-MSS segment sent (Minshall's Nagle), -1 when none was. */
+  smallEnd: number;
   /** Sequence number of the first byte in the send buffer; sndBufSeq + send.length = end of data. */
   sndBufSeq: number;
   /** Peer's offered window in bytes, already scaled (SND.WND). */
@@ -316,7 +318,7 @@ export function newTcb(cfg: ResolvedConfig): Tcb {
   return {
     state: TcpState.CLOSED,
     localAddr: 0, localPort: 0, remoteAddr: 0, remotePort: 0, activeOpen: false,
-    iss: 0, sndUna: 0, sndNxt: 0, sndMax: 0, sndBufSeq: 0, sndWnd: 0, sndWl1: 0, sndWl2: 0,
+    iss: 0, sndUna: 0, sndNxt: 0, sndMax: 0, smallEnd: -1, sndBufSeq: 0, sndWnd: 0, sndWl1: 0, sndWl2: 0,
     maxSndWnd: 0, sndWscale: 0, sndMss: Math.max(cfg.minMss, Math.min(DEFAULT_PEER_MSS, cfg.mss)), finQueued: false,
     irs: 0, rcvNxt: 0, rcvAdv: 0, rcvWscale: 0, rcvMss: cfg.mss, rcvMssSeen: DEFAULT_PEER_MSS, rcvFinSeq: -1, lastAckSent: 0,
     wsOk: false, sackOk: false, tsOk: false, tsRecent: 0, tsRecentAge: 0, tsOffset: cfg.tsOffset,
