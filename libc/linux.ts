@@ -249,15 +249,9 @@ export class LinuxSockets implements SocketApi {
   }
 
   private doAccept(k: number, fd: number, flags: number): Accepted {
-    let nfd: number;
-    do {
-      this.counters.sys(k);
-      this.saLen[0] = SOCKADDR_IN_LEN;
-      nfd = this.c.accept4(fd, this.sa, this.saLen, flags);
-    } while (nfd < 0 && this.errno() === EINTR);
-    if (nfd < 0) this.fail(k, fd);
-    const a = this.getAddr();
-    return { fd: nfd, addr: a.addr, port: a.port };
+    const a = { fd: 0, addr: 0, port: 0 };
+    a.fd = this.raise(k, fd, this.sysAccept(k, fd, flags, a));
+    return a;
   }
 
   connect(fd: number, sa: SockAddr): void {
@@ -384,37 +378,19 @@ export class LinuxSockets implements SocketApi {
   }
 
   private doRecv(fd: number, buf: Uint8Array, flags: number): number {
-    let n: number;
-    do {
-      this.counters.sys(K.recv);
-      n = this.c.recv(fd, buf, buf.length, flags);
-    } while (n < 0 && this.errno() === EINTR);
-    if (n < 0) this.fail(K.recv, fd);
-    return n;
+    return this.raise(K.recv, fd, this.sysRecv(fd, buf, flags));
   }
 
   send(fd: number, buf: Uint8Array, flags = 0): number {
     this.counters.call(K.send);
-    let n: number;
-    do {
-      this.counters.sys(K.send);
-      n = this.c.send(fd, buf, buf.length, flags | MSG_NOSIGNAL);
-    } while (n < 0 && this.errno() === EINTR);
-    if (n < 0) this.fail(K.send, fd);
-    return n;
+    return this.raise(K.send, fd, this.sysSend(fd, buf, flags));
   }
 
   recvfrom(fd: number, buf: Uint8Array, flags = 0): RecvFrom {
     this.counters.call(K.recvfrom);
-    let n: number;
-    do {
-      this.counters.sys(K.recvfrom);
-      this.saLen[0] = SOCKADDR_IN_LEN;
-      n = this.c.recvfrom(fd, buf, buf.length, flags, this.sa, this.saLen);
-    } while (n < 0 && this.errno() === EINTR);
-    if (n < 0) this.fail(K.recvfrom, fd);
-    const a = this.getAddr();
-    return { n, addr: a.addr, port: a.port };
+    const r = { n: 0, addr: 0, port: 0 };
+    r.n = this.raise(K.recvfrom, fd, this.sysRecvfrom(fd, buf, flags, r));
+    return r;
   }
 
   // ---- C-style calls: n >= 0 or -errno, never a throw (the fast path of an event loop)
@@ -426,8 +402,14 @@ export class LinuxSockets implements SocketApi {
     return -e;
   }
 
-  tryRecv(fd: number, buf: Uint8Array, flags = 0): number {
-    this.counters.call(K.recv);
+  /** A result of the sys* calls below: n through, -errno thrown (already counted). */
+  private raise(k: number, fd: number, r: number): number {
+    if (r < 0) throw new ErrnoError(-r, `${CALLS[k]}(${fd})`);
+    return r;
+  }
+
+  // The host calls, retried on EINTR, each counted; n >= 0 or -errno (counted).
+  private sysRecv(fd: number, buf: Uint8Array, flags: number): number {
     let n: number;
     do {
       this.counters.sys(K.recv);
@@ -436,8 +418,7 @@ export class LinuxSockets implements SocketApi {
     return n < 0 ? this.code(K.recv) : n;
   }
 
-  trySend(fd: number, buf: Uint8Array, flags = 0): number {
-    this.counters.call(K.send);
+  private sysSend(fd: number, buf: Uint8Array, flags: number): number {
     let n: number;
     do {
       this.counters.sys(K.send);
@@ -446,8 +427,7 @@ export class LinuxSockets implements SocketApi {
     return n < 0 ? this.code(K.send) : n;
   }
 
-  tryRecvfrom(fd: number, buf: Uint8Array, flags = 0, from?: SockAddr): number {
-    this.counters.call(K.recvfrom);
+  private sysRecvfrom(fd: number, buf: Uint8Array, flags: number, from?: SockAddr): number {
     let n: number;
     do {
       this.counters.sys(K.recvfrom);
@@ -463,21 +443,40 @@ export class LinuxSockets implements SocketApi {
     return n;
   }
 
-  tryAccept(fd: number, flags = 0, peer?: SockAddr): number {
-    this.counters.call(K.accept4);
+  private sysAccept(k: number, fd: number, flags: number, peer?: SockAddr): number {
     let nfd: number;
     do {
-      this.counters.sys(K.accept4);
+      this.counters.sys(k);
       this.saLen[0] = SOCKADDR_IN_LEN;
       nfd = this.c.accept4(fd, this.sa, this.saLen, flags);
     } while (nfd < 0 && this.errno() === EINTR);
-    if (nfd < 0) return this.code(K.accept4);
+    if (nfd < 0) return this.code(k);
     if (peer) {
       const a = this.getAddr();
       peer.addr = a.addr;
       peer.port = a.port;
     }
     return nfd;
+  }
+
+  tryRecv(fd: number, buf: Uint8Array, flags = 0): number {
+    this.counters.call(K.recv);
+    return this.sysRecv(fd, buf, flags);
+  }
+
+  trySend(fd: number, buf: Uint8Array, flags = 0): number {
+    this.counters.call(K.send);
+    return this.sysSend(fd, buf, flags);
+  }
+
+  tryRecvfrom(fd: number, buf: Uint8Array, flags = 0, from?: SockAddr): number {
+    this.counters.call(K.recvfrom);
+    return this.sysRecvfrom(fd, buf, flags, from);
+  }
+
+  tryAccept(fd: number, flags = 0, peer?: SockAddr): number {
+    this.counters.call(K.accept4);
+    return this.sysAccept(K.accept4, fd, flags, peer);
   }
 
   sendto(fd: number, buf: Uint8Array, flags: number, sa: SockAddr): number {
