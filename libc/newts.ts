@@ -1171,7 +1171,11 @@ export class NewtsSockets implements SocketApi {
     this.sleeping(k);
     const deadline = timeoutMs < 0 ? Number.POSITIVE_INFINITY : performance.now() + timeoutMs;
     const { ar, mixed } = this.arenaOf(ep.interest.keys());
-    this.block(ar, -1, () => this.sweep(k, ep, max, out) > 0, deadline, mixed || this.mode === "syscall");
+    // The sweep consumes edges (EPOLLET, EPOLLONESHOT): once it found events, they are the
+    // answer; a second look (the sleep re-checks ready()) must not sweep them away.
+    let found = false;
+    const ready = () => found || (found = this.sweep(k, ep, max, out) > 0);
+    this.block(ar, -1, ready, deadline, mixed || this.mode === "syscall");
     return out;
   }
 }

@@ -750,10 +750,6 @@ group("readiness: epoll", [
       const ep = t.track(api.epoll_create1());
       const { c, s } = t.pair(true);
       api.epoll_ctl(ep, EPOLL_CTL_ADD, c, EPOLLIN | EPOLLET);
-      // TCP_NODELAY: this case is about epoll's edges, not Nagle. Known bug, open: on newts
-      // syscall sockets, without it, "b" (held by Nagle until "a" is ACKed) sometimes does not
-      // arrive within 5 s (2 of 15 runs of this case alone; fast sockets and Linux never).
-      api.setsockopt(s, IPPROTO_TCP, TCP_NODELAY, 1);
       api.send(s, bytes("a"));
       // (bounds generous for a loaded machine: the waits return at the arrival)
       t.eq(api.epoll_wait(ep, 8, 5000), [{ data: c, events: EPOLLIN }], "first arrival");
