@@ -155,16 +155,22 @@ class EpollPoller implements Poller {
   }
 }
 
-class PollPoller implements Poller {
-  readonly name = "poll";
-  private readonly on = new Map<number, number>();
-  constructor(private readonly api: SocketApi) {}
+/** poll and select keep the interest set here and hand it over on every wait. */
+abstract class SetPoller implements Poller {
+  abstract readonly name: Handler;
+  protected readonly on = new Map<number, number>();
+  constructor(protected readonly api: SocketApi) {}
   set(fd: number, events: number): void {
     this.on.set(fd, events);
   }
   del(fd: number): void {
     this.on.delete(fd);
   }
+  abstract wait(timeoutMs: number, out: Array<[number, number]>): void;
+}
+
+class PollPoller extends SetPoller {
+  readonly name = "poll";
   wait(timeoutMs: number, out: Array<[number, number]>): void {
     const fds: PollFd[] = [];
     for (const [fd, events] of this.on) fds.push({ fd, events });
@@ -173,16 +179,8 @@ class PollPoller implements Poller {
   }
 }
 
-class SelectPoller implements Poller {
+class SelectPoller extends SetPoller {
   readonly name = "select";
-  private readonly on = new Map<number, number>();
-  constructor(private readonly api: SocketApi) {}
-  set(fd: number, events: number): void {
-    this.on.set(fd, events);
-  }
-  del(fd: number): void {
-    this.on.delete(fd);
-  }
   wait(timeoutMs: number, out: Array<[number, number]>): void {
     const r: number[] = [];
     const w: number[] = [];
