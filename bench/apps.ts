@@ -17,13 +17,13 @@
 // stopped on the way out, also on an error, SIGINT or SIGTERM.
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { Machine, ROOT } from "../kernel/boot.ts";
 import { cleanupNetns } from "../drivers/backends/netns.ts";
 import { table52, type ProcSockStats, type Table52 } from "../libc/counters.ts";
 import type { SocketCallStats, SocketStats } from "../libc/api.ts";
 import { haveTool } from "../test/support/needs.ts";
+import { freePort } from "../lib/sys/hostport.ts";
 
 export interface AppsOptions {
   timeMs: number;
@@ -126,16 +126,6 @@ function killChildren(): void {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 /** Waits for app `name` to print its "listening on" line. */
 async function listening(m: Machine, name: string): Promise<void> {
@@ -244,13 +234,13 @@ async function runBackend(r: BackendRun): Promise<AppsRow[]> {
   let t: Target;
   if (backend === "linux") {
     m = await Machine.boot({ apps: [] });
-    t = { ns: null, httpHost: "127.0.0.1", httpPort: await freePort(), memcHost: "127.0.0.1", memcPort: await freePort() };
+    t = { ns: null, httpHost: "127.0.0.1", httpPort: freePort(), memcHost: "127.0.0.1", memcPort: freePort() };
   } else if (r.wire === "tap") {
     m = await Machine.boot({ apps: [], net: `tap,ns=${NS},dev=${DEV},addr=10.0.2.2/24` });
     t = { ns: NS, httpHost: GUEST, httpPort: 80, memcHost: GUEST, memcPort: 11211 };
   } else {
-    const hp = await freePort();
-    const mp = await freePort();
+    const hp = freePort();
+    const mp = freePort();
     m = await Machine.boot({ apps: [], hostfwd: [`tcp:${hp}:80`, `tcp:${mp}:11211`] });
     t = { ns: null, httpHost: "127.0.0.1", httpPort: hp, memcHost: "127.0.0.1", memcPort: mp };
   }

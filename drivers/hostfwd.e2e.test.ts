@@ -4,6 +4,7 @@ import { existsSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Machine } from "../kernel/boot.ts";
+import { freePort } from "../lib/sys/hostport.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -13,13 +14,6 @@ function fnv(b: Uint8Array): number {
   return h;
 }
 
-/** A free port on 127.0.0.1 (bound then released: good enough for a test). */
-function freePort(): number {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const p = s.port;
-  s.stop(true);
-  return p;
-}
 
 /** Starts `nc -l GUESTPORT --http --size N` in newts; fetches it through the forward (retrying until nc listens). */
 async function fetchFromNc(m: Machine, url: string, guestPort: number, size: number): Promise<{ bytes: Uint8Array; ms: number; ncHash: number }> {

@@ -13,7 +13,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
-import { createServer } from "node:net";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -22,6 +21,7 @@ import { DEFAULT_DOCROOT } from "../apps/httpd.ts";
 import { lacking } from "./support/needs.ts";
 import { killAll, nsExec, type Ran } from "./support/net.ts";
 import { sleep } from "./support/machine.ts";
+import { freePort } from "../lib/sys/hostport.ts";
 
 const NS = "nt-appstap";
 const DEV = "ntappstap0";
@@ -70,16 +70,6 @@ function killHost(): void {
 
 const inNs: Exec = (argv, timeoutMs) => nsExec(NS, argv, timeoutMs);
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 /** Waits for the start-up line `NAME: listening on ...:PORT` of a spawned app. */
 async function listening(m: Machine, name: string, port: number, ms = 30_000): Promise<void> {
@@ -269,8 +259,8 @@ describe.skipIf(whyLinux !== null)("apps on the Linux backend", () => {
   const out = join(tmpdir(), `newts-apps-linux-${process.pid}.bin`);
 
   beforeAll(async () => {
-    port.http = await freePort();
-    port.memcache = await freePort();
+    port.http = freePort();
+    port.memcache = freePort();
     m = await Machine.boot({ apps: [] });
     const httpd = await m.spawn("httpd", ["--sockets", "linux", "--addr", "127.0.0.1", "--port", String(port.http)]);
     const memcached = await m.spawn("memcached", ["--sockets", "linux", "-l", "127.0.0.1", "-p", String(port.memcache)]);

@@ -5,11 +5,12 @@
 // raw stream; hostile clients (malformed requests, traversal, 200 slowloris connections)
 // get their status and do not stall the others. No timing thresholds: only "it finishes".
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { connect, createServer, type Socket } from "node:net";
+import { connect, type Socket } from "node:net";
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { Machine } from "../kernel/boot.ts";
 import { DEFAULT_DOCROOT, SAMPLE_BINS, samplePattern } from "../apps/httpd.ts";
+import { freePort } from "../lib/sys/hostport.ts";
 
 const APP = "apps/httpd.ts";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -137,16 +138,6 @@ async function started(m: Machine, name: string, port: number): Promise<string> 
   throw new Error(`httpd ${name} did not start:\n${m.logs.slice(-20).join("\n")}`);
 }
 
-function freeHostPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 /**
  * A few requests of each kind, the same on every backend and handler: the three files byte for
@@ -569,7 +560,7 @@ describe("httpd", () => {
 
   describe("on Linux sockets (listening on this machine's 127.0.0.1)", () => {
     test("200 slowloris connections trickling a header do not starve a real client; the header timeout closes them with 408", async () => {
-      const port = await freeHostPort();
+      const port = freePort();
       const name = await m.spawn(APP, ["--sockets", "linux", "--port", String(port), "--header-timeout", "2", "--exit-after", "204"]);
       await started(m, name, port);
       await slowloris(port, 200);
@@ -580,7 +571,7 @@ describe("httpd", () => {
 
     for (const handler of ["epoll", "poll", "select"] as const) {
       test(`--event-handler ${handler}: files, HEAD, range, pipelining, an error, errors and keep-alive; --exit-after`, async () => {
-        const port = await freeHostPort();
+        const port = freePort();
         const name = await m.spawn(APP, ["--sockets", "linux", "--port", String(port), "--event-handler", handler, "--exit-after", "20"]);
         await started(m, name, port);
         let made = await basics(port);

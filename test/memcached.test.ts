@@ -6,11 +6,12 @@
 // poll and select event handlers, shutdown and --exit-after, and libmemcached's memccapable
 // when it is installed (Debian libmemcached-tools; skipped with the reason otherwise).
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { createServer, Socket } from "node:net";
+import { Socket } from "node:net";
 import { spawn } from "node:child_process";
 import { Machine } from "../kernel/boot.ts";
 import { lacking } from "./support/needs.ts";
 import { sleep } from "./support/machine.ts";
+import { freePort } from "../lib/sys/hostport.ts";
 
 // ---- a small client ------------------------------------------------------------------
 
@@ -179,16 +180,6 @@ async function packet(c: Client, timeoutMs?: number): Promise<Packet> {
 
 // ---- helpers ------------------------------------------------------------------------------
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 /** Until memcached answers `version` on port (it may still be starting; hostfwd refuses until it listens). */
 async function readyVersion(port: number, timeoutMs = 30_000): Promise<void> {
@@ -365,10 +356,10 @@ describe("memcached in newts (hostfwd)", () => {
   const app = { fast: "", evict: "", nomem: "", syscall: "" };
 
   beforeAll(async () => {
-    port.fast = await freePort();
-    port.evict = await freePort();
-    port.nomem = await freePort();
-    port.syscall = await freePort();
+    port.fast = freePort();
+    port.evict = freePort();
+    port.nomem = freePort();
+    port.syscall = freePort();
     m = await Machine.boot({
       apps: [],
       hostfwd: [`tcp:${port.fast}:11211`, `tcp:${port.evict}:11212`, `tcp:${port.nomem}:11213`, `tcp:${port.syscall}:11214`],
@@ -552,7 +543,7 @@ describe("memcached on the Linux backend", () => {
   let name = "";
 
   beforeAll(async () => {
-    port = await freePort();
+    port = freePort();
     m = await Machine.boot({ apps: [] });
     name = await m.spawn("memcached", ["-l", "127.0.0.1", "-p", String(port), "-A", "--sockets", "linux"]);
     await readyVersion(port);
@@ -587,7 +578,7 @@ describe("memcached on the Linux backend", () => {
   }, 150_000);
 
   test("--exit-after N stops after N commands; shutdown stops the other", async () => {
-    const p2 = await freePort();
+    const p2 = freePort();
     const n2 = await m.spawn("memcached", ["-l", "127.0.0.1", "-p", String(p2), "--exit-after", "4", "--sockets", "linux"]);
     await readyVersion(p2); // 1 command
     const c = await Client.connect(p2);
