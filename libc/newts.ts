@@ -204,9 +204,8 @@ export class NewtsSockets implements SocketApi {
   /** SOCK_KICK system calls made (syscall mode), and whether the current call made one. */
   kicks = 0;
   private kicked = false;
-  /** Kicks the stack refused (the socket was gone there), and the last reason. */
+  /** Kicks the stack refused (the socket was gone there). */
   kickErrors = 0;
-  lastKickError = "";
 
   constructor(proc: Proc = self(), opts: { mode?: "fast" | "syscall" } = {}) {
     this.proc = proc;
@@ -313,10 +312,9 @@ export class NewtsSockets implements SocketApi {
       this.c.sys(k);
       try {
         syscall(SYS.SOCK_KICK, { server: e.ar.name, slot: e.slot }, false);
-      } catch (err) {
+      } catch {
         // the socket is gone at the stack: the ring says so (reset), the next call reports it
         this.kickErrors++;
-        this.lastKickError = String(err);
       }
       return;
     }

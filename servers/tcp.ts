@@ -320,7 +320,7 @@ function pump(s: State, proc: Proc, c: TcpConnection, now: number): void {
           complete(proc, k.connecting, 0);
           k.connecting = null;
         }
-        if (k.fast) fastConnected(s, k);
+        if (k.fast) fastConnected(k);
         break;
       case "readable":
       case "peer-closed":
@@ -756,7 +756,7 @@ function pumpRx(s: State, proc: Proc, k: Sock): void {
   }
 }
 
-function fastConnected(s: State, k: Sock): void {
+function fastConnected(k: Sock): void {
   const f = k.fast!;
   // The result first, then the state: an app that sees CONNECTED finds ERROR 0 in the ring.
   if (f.connectPending) {
@@ -766,7 +766,6 @@ function fastConnected(s: State, k: Sock): void {
   f.sk.setAddrs(k.laddr, k.lport, k.raddr, k.rport);
   f.sk.setState(ST_CONNECTED);
   f.sk.setReadiness(WRITABLE | (f.sk.readiness & RDHUP));
-  void s;
 }
 
 /** The connection failed (reset, refused, timed out): ERROR(errno) + EOF into the ring. */
@@ -794,13 +793,11 @@ function finishClose(s: State, proc: Proc, k: Sock, now: number): void {
   const f = k.fast!;
   if (k.closed) return;
   // Unread bytes in the ring, like unread bytes in a kernel buffer, turn a close into a
-  // reset (an unread EOF does not).
+  // reset (an unread EOF does not); so does SO_LINGER 0 (closing 2).
   const unread = f.sk.isDead ? 0 : f.sk.rxUnreadBytes();
-  if (k.conn && (f.closing === 2 || unread !== 0 || (f.sk.txRetained > 0 && !f.sk.isDead))) {
-    if (unread !== 0 || f.closing === 2) {
-      k.conn.abort();
-      pump(s, proc, k.conn, now);
-    }
+  if (k.conn && (f.closing === 2 || unread !== 0)) {
+    k.conn.abort();
+    pump(s, proc, k.conn, now);
   }
   closeSock(s, proc, k, now);
 }
