@@ -1003,21 +1003,23 @@ export class NewtsSockets implements SocketApi {
     let r = 0;
     const bits = s.readinessBits();
     if (e.type === SOCK_DGRAM) {
-      if (s.readable() && s.peekKind() === KIND_ERROR) r |= POLLERR; // an ICMP error waits (ECONNREFUSED, ...)
-      else if (events & POLLIN && s.readable()) r |= POLLIN;
+      const rd = s.readable();
+      if (rd && s.peekKind() === KIND_ERROR) r |= POLLERR; // an ICMP error waits (ECONNREFUSED, ...)
+      else if (events & POLLIN && rd) r |= POLLIN;
       if (events & POLLOUT && s.writable()) r |= POLLOUT;
       if (bits & ERR) r |= POLLERR;
       if (bits & HUP) r |= POLLHUP;
       return r;
     }
     this.streamState(e);
-    if (e.listening) return events & POLLIN && s.readable() ? POLLIN : 0;
-    if (s.readable() && s.peekKind() === KIND_ERROR && !e.connecting) {
+    const rd = s.readable();
+    if (e.listening) return events & POLLIN && rd ? POLLIN : 0;
+    if (rd && s.peekKind() === KIND_ERROR && !e.connecting) {
       // a reset's ERROR is in the ring (its readiness bits may trail it by a moment)
       return POLLERR | POLLHUP | (events & (POLLIN | POLLOUT | POLLRDHUP));
     }
     if (!e.connected && !e.connecting && (bits & ERR) === 0) return POLLHUP | (events & POLLOUT ? POLLOUT : 0); // never connected
-    if (events & POLLIN && (e.peeked || s.readable() || e.shutRd)) r |= POLLIN;
+    if (events & POLLIN && (rd || e.peeked || e.shutRd)) r |= POLLIN;
     if (events & POLLOUT && !e.connecting && (e.shutWr || s.writable())) r |= POLLOUT;
     if (bits & ERR) r |= POLLERR | POLLHUP | (events & (POLLOUT | POLLIN | POLLRDHUP)); // reset: both directions are shut
     if (bits & HUP) r |= POLLHUP;
