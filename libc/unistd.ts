@@ -55,3 +55,14 @@ export function sleepMs(ms: number): void {
 }
 
 export { ErrnoError, EINTR };
+
+/** The process an app runs as (its main receives it); apps use it only through libc. */
+export type { Proc } from "../lib/sys/proc.ts";
+
+/**
+ * Tells the reincarnation server this process is alive. A server's loop does it
+ * on its own; an app that computes for long between socket calls calls it.
+ */
+export function heartbeat(): void {
+  self().beat();
+}
