@@ -733,12 +733,9 @@ function pumpRx(s: State, proc: Proc, k: Sock): void {
   if (!f || !c || f.sk.isDead || f.closing !== 0) return;
   const sk = f.sk;
   while (c.readableBytes > 0) {
-    const room = sk.rxFree();
+    const room = sk.rxSpace();
     if (room === VIOLATION) return violation(s, proc, k);
-    if (room <= 0) {
-      if (sk.rxSlotsNow(1) === VIOLATION) violation(s, proc, k); // arms prodWant: the app marks us when it reads
-      return;
-    }
+    if (room <= 0) return; // prodWant is armed: the app marks the socket when it reads
     const data = c.recv(Math.min(room, 65536));
     if (data.length === 0) break;
     const n = sk.pushRx(data);

@@ -262,6 +262,18 @@ describe("stream RX (stack -> app)", () => {
     expect(s.rxFree()).toBe(10);
   });
 
+  test("RX bytes full with slots to spare: rxSpace arms prodWant, and a read marks the socket", () => {
+    const { stack, a, s, slot } = setup();
+    expect(s.pushRx(seq(64))).toBe(64); // one slot used, every byte
+    stack.takeActive(() => {});
+    expect(s.rxSpace()).toBe(0);
+    expect(a.read(new Uint8Array(10))).toBe(10);
+    const seen: number[] = [];
+    stack.takeActive((x) => seen.push(x));
+    expect(seen).toEqual([slot]);
+    expect(s.rxSpace()).toBe(10);
+  });
+
   test("EOF after data: data first, then 0 forever; an error is reported once", () => {
     const { a, s } = setup();
     s.pushRx(seq(5));

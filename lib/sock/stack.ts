@@ -517,6 +517,16 @@ export class SockStack {
     if (!this.rxRefresh()) return VIOLATION;
     return this.rxSlotsFree() > 0 ? this.rxBytesFree() : 0;
   }
+  /**
+   * RX bytes the stack may push now as one DATA descriptor (a free slot and at least
+   * one byte), or 0 with prodWant armed, whichever of slots or bytes ran out, so the
+   * app marks the socket when it frees room; or VIOLATION. A stream's pump asks this
+   * before it takes bytes from its connection.
+   */
+  rxSpace(): number {
+    const free = this.rxFree();
+    return free !== 0 ? free : this.rxRoom(1, 1);
+  }
   /** RX data bytes the app has not consumed yet (EOF and errors are not data), or VIOLATION. */
   rxUnreadBytes(): number {
     if (!this.rxRefresh()) return VIOLATION;
