@@ -15,6 +15,8 @@ async function echo(m: Machine, backend: string, port: number, bytes: number, co
   await new Promise((r) => setTimeout(r, 200));
   const cl = await m.spawn(FIX, ["client", String(port), String(bytes), String(conns), "--sockets", backend]);
   const c = await m.waitApp(cl, 120_000);
+  // The client gives up on a stream that stops moving and says where it stopped.
+  expect((c.result as { stalled?: string } | undefined)?.stalled).toBeUndefined();
   const s = await m.waitApp(srv, 20_000);
   return { c, s };
 }
