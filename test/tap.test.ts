@@ -125,7 +125,11 @@ describe.skipIf(why !== null)("over TAP against the Linux stack", () => {
       await m.ctl("kill", [name]);
     }
     const r = await curl;
-    expect(r.stdout).toBe(`200 ${size}`);
+    // On a cut stream, say what each end saw: curl's exit status and nc's outcome.
+    if (r.stdout !== `200 ${size}`) {
+      const nc = await m.waitApp(app, 5_000).catch((e: Error) => e.message);
+      expect(r.stdout, `curl exit ${r.code}; nc: ${JSON.stringify(nc)}`).toBe(`200 ${size}`);
+    }
     const nc = await m.waitApp(app);
     expect(fnvFile(OUT).hash).toBe((nc.result as { hash: number }).hash);
     const after = await m.ps();
