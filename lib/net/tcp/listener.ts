@@ -12,7 +12,7 @@ import { offeredWscale } from "./connect.ts";
 import { TcpConnection } from "./connection.ts";
 import { seqAdd, seqSub } from "./seq.ts";
 import { checkCookie, decodeTsOptions, encodeTsOptions, isnFor, makeCookie, type Secret } from "./syncookie.ts";
-import { FourTupleMap } from "./table.ts";
+import { FourTupleMap } from "./fourtuple.ts";
 import { type Endpoint, type ResolvedConfig, resolveConfig, type TcpConfig, TcpState } from "./tcb.ts";
 
 const EMPTY = new Uint8Array(0);
