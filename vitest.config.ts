@@ -6,6 +6,7 @@ export default defineConfig({
   test: {
     pool: "threads",
     include: ["**/*.test.ts"],
+    setupFiles: ["test/support/setup.ts"],
     exclude: ["node_modules/**"],
     testTimeout: 60_000,
     hookTimeout: 30_000,

@@ -95,9 +95,13 @@ export class Machine {
   device: Backend | null = null;
   wire: WireSpec | null = null;
 
+  /** Machines booted and not yet shut down (a failing test prints their logs). */
+  static readonly live = new Set<Machine>();
+
   private constructor(kernel: Worker, onLog?: (line: string) => void) {
     this.kernel = kernel;
     this.onLog = onLog;
+    Machine.live.add(this);
   }
 
   static boot(opts: BootOptions = {}): Promise<Machine> {
@@ -239,6 +243,7 @@ export class Machine {
   /** Stops every worker and the kernel. Resolves when all are gone (at most ~2 s). */
   async shutdown(): Promise<void> {
     if (this.down) return;
+    Machine.live.delete(this);
     const down = new Promise<void>((r) => this.downWaiters.push(r));
     this.kernel.postMessage({ op: "shutdown" });
     await Promise.race([down, new Promise((r) => setTimeout(r, 1800))]);
