@@ -1,22 +1,22 @@
 // The reincarnation server: watches every server by heartbeat and by the kernel's
 // report of worker exits, and restarts the dead or hung with exponential backoff.
-import { readFileSync } from "node:fs";
 import { K, KC } from "../lib/ipc/calls.ts";
 import type { Message } from "../lib/ipc/message.ts";
 import type { Proc } from "../lib/sys/proc.ts";
 import { NO_REPLY, type ServerDef } from "../lib/sys/server.ts";
 import { PCB, PState } from "../lib/sys/pcb.ts";
+import { type HangRule, isHung, sampleThread, type ThreadSample } from "../lib/sys/threadstat.ts";
 
 /**
- * A heartbeat that has not moved for this long, in a thread the kernel has put to
- * sleep (blocked, not runnable), means the server hangs.
+ * How a silent server is judged (lib/sys/threadstat.ts): silence over 300 ms is a hang
+ * if in it the thread used 100 ms of CPU without beating (a loop) or woke up twice
+ * without beating (a wait that never ends); a thread that did neither was not let run
+ * (starved on a crowded host, or blocked behind another thread), and only silence over
+ * 5 s is judged against it.
  */
-export const HEARTBEAT_TIMEOUT_MS = 300;
-/**
- * A runnable thread may just be starved of CPU (two cores, a dozen threads) or in a
- * long garbage collection: it is judged hung only after this long.
- */
-export const RUNNABLE_TIMEOUT_MS = 800;
+export const HANG_RULE: HangRule = { silentMs: 300, busyCpuMs: 100, wakes: 2, anyMs: 5000 };
+/** Silence after which rs samples the thread, to compare with later (an idle server beats every 50 ms). */
+const SAMPLE_AFTER_MS = 60;
 /** A scan of rs this much later than due means the host stalled us all (see poll). */
 export const STALL_MS = 100;
 /** A new generation gets this long to start beating before it is judged. */
@@ -32,6 +32,8 @@ interface Watched {
   pcb: Int32Array;
   lastBeat: number;
   lastChange: number;
+  /** The thread's figures early in the current silence (null: not sampled yet). */
+  sample: ThreadSample | null;
   /** When a restart is due (backoff), or null. */
   restartAt: number | null;
   reason: string;
@@ -56,7 +58,7 @@ function watch(s: State, w: WatchInit): void {
   const pcb = new Int32Array(w.pcb);
   s.watched.set(w.ep, {
     ep: w.ep, name: w.name, pcb, lastBeat: Atomics.load(pcb, PCB.HEARTBEAT), lastChange: now + START_GRACE_MS,
-    restartAt: null, reason: "", recent: [], restarts: 0,
+    sample: null, restartAt: null, reason: "", recent: [], restarts: 0,
   });
 }
 
@@ -64,17 +66,6 @@ function init(proc: Proc): State {
   const s: State = { watched: new Map(), lastScan: 0 };
   for (const w of (proc.init.extra.watch as WatchInit[] | undefined) ?? []) watch(s, w);
   return s;
-}
-
-/** Whether a thread of this process is running or waiting for a CPU (state R in /proc). */
-function runnable(tid: number): boolean {
-  if (!(tid > 0)) return false;
-  try {
-    const stat = readFileSync(`/proc/self/task/${tid}/stat`, "latin1");
-    return stat.charAt(stat.lastIndexOf(")") + 2) === "R";
-  } catch {
-    return false;
-  }
 }
 
 /** Backoff before the next restart: none for the first in the window, then doubling. */
@@ -127,6 +118,7 @@ export const server: ServerDef<State> = {
           proc.kcall(K.RESTART, { ep: w.ep, reason: w.reason }, 5000);
           w.lastBeat = Atomics.load(w.pcb, PCB.HEARTBEAT);
           w.lastChange = performance.now() + START_GRACE_MS;
+          w.sample = null;
         } catch (e) {
           proc.log(`restart of ${w.name} failed: ${(e as Error).message}`);
           schedule(w, "restart failed", performance.now(), proc);
@@ -139,12 +131,19 @@ export const server: ServerDef<State> = {
         w.lastBeat = beat;
         // The grace period ends at the first beat of a new generation.
         w.lastChange = now;
+        w.sample = null;
         continue;
       }
       const state = Atomics.load(w.pcb, PCB.STATE);
       if (state === PState.EXITED) continue;
       const silent = now - w.lastChange;
-      if (silent > HEARTBEAT_TIMEOUT_MS && (silent > RUNNABLE_TIMEOUT_MS || !runnable(Atomics.load(w.pcb, PCB.TID)))) {
+      if (silent < SAMPLE_AFTER_MS) continue;
+      const tid = Atomics.load(w.pcb, PCB.TID);
+      if (w.sample === null) {
+        w.sample = sampleThread(tid);
+        continue;
+      }
+      if (silent > HANG_RULE.silentMs && isHung(HANG_RULE, silent, w.sample, sampleThread(tid))) {
         schedule(w, `hung (no heartbeat for ${Math.round(silent)} ms)`, now, proc);
         did = true;
       }
