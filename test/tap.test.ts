@@ -128,7 +128,9 @@ describe.skipIf(why !== null)("over TAP against the Linux stack", () => {
     // On a cut stream, say what each end saw: curl's exit status and nc's outcome.
     if (r.stdout !== `200 ${size}`) {
       const nc = await m.waitApp(app, 5_000).catch((e: Error) => e.message);
-      expect(r.stdout, `curl exit ${r.code}; nc: ${JSON.stringify(nc)}`).toBe(`200 ${size}`);
+      const stats: Record<string, unknown> = {};
+      for (const name of ["nic", "pf", "ip", "tcp"]) stats[name] = await m.ctl("stat", [name]).catch((e: Error) => e.message);
+      expect(r.stdout, `curl exit ${r.code}; nc: ${JSON.stringify(nc)}; ${JSON.stringify(stats)}`).toBe(`200 ${size}`);
     }
     const nc = await m.waitApp(app);
     expect(fnvFile(OUT).hash).toBe((nc.result as { hash: number }).hash);
