@@ -129,7 +129,7 @@ describe.skipIf(why !== null)("over TAP against the Linux stack", () => {
     if (r.stdout !== `200 ${size}`) {
       const nc = await m.waitApp(app, 5_000).catch((e: Error) => e.message);
       const stats: Record<string, unknown> = {};
-      for (const name of ["nic", "pf", "ip", "tcp"]) stats[name] = await m.ctl("stat", [name]).catch((e: Error) => e.message);
+      for (const name of ["nic", "pf", "ip", "tcp"]) stats[name] = await m.ctl("srv", [name, "show"]).catch((e: Error) => e.message);
       expect(r.stdout, `curl exit ${r.code}; nc: ${JSON.stringify(nc)}; ${JSON.stringify(stats)}`).toBe(`200 ${size}`);
     }
     const nc = await m.waitApp(app);
