@@ -5,14 +5,15 @@
 // and the Linux backend. One machine: ip turns 127.0.0.1 around.
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { Machine } from "../kernel/boot.ts";
-import { row, untilAnswers } from "./support/machine.ts";
+import { row, untilAnswers, untilListening } from "./support/machine.ts";
 
 const FIX = "test/fixtures/fasttcp.ts";
 type Stats = { calls: Record<string, number>; total: number; syscalls: number; userspace: number; blocked?: number };
 
 async function echo(m: Machine, backend: string, port: number, bytes: number, conns: number) {
   const srv = await m.spawn(FIX, ["serve", String(port), String(conns), "--sockets", backend]);
-  await new Promise((r) => setTimeout(r, 200));
+  if (backend === "linux") await new Promise((r) => setTimeout(r, 200));
+  else await untilListening(m, port);
   const cl = await m.spawn(FIX, ["client", String(port), String(bytes), String(conns), "--sockets", backend]);
   const c = await m.waitApp(cl, 120_000);
   // The client gives up on a stream that stops moving and says where it stopped.
@@ -104,7 +105,7 @@ describe("fast TCP sockets", () => {
   test("a hostile app scribbling on its own arena for 30 s: tcp neither throws nor stalls, resets and counts; a good pair keeps serving", async () => {
     const before = await row(m, "tcp");
     const srv = await m.spawn(FIX, ["serve", "7300", "0"]);
-    await new Promise((r) => setTimeout(r, 200));
+    await untilListening(m, 7300);
     const bad = await m.spawn("test/fixtures/fasttcp-hostile.ts", ["30000", "7300"]);
     const cl = await m.spawn(FIX, ["client", "7300", "100000", "20", "30000"]);
     const c = await m.waitApp(cl, 90_000);

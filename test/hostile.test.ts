@@ -29,6 +29,7 @@ import {
   type PeerTcp, type RxFrame, sleep, TcpFlag, tcpFrame, transportChecksum, udpFrame, WirePeer,
 } from "./support/peer.ts";
 import { unitRandom } from "../lib/sys/prng.ts";
+import { untilListening } from "./support/machine.ts";
 
 // ---- helpers -------------------------------------------------------------------
 
@@ -634,7 +635,7 @@ describe("floods", () => {
     const r = rng(0x5eed);
     const p = port();
     const app = await m.spawn("nc", ["-l", String(p)]);
-    await sleep(300); // let nc listen; the real client retries anyway
+    await untilListening(m, p);
     const beforeTcp = await tcpShow(m);
     const beforeNic = await nicShow(m);
     const beforeIp = await ipShow(m);

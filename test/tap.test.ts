@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { Machine, ROOT } from "../kernel/boot.ts";
 import { lacking } from "./support/needs.ts";
 import { fnvFile, killAll, nsExec } from "./support/net.ts";
-import { sleep, untilAnswers } from "./support/machine.ts";
+import { sleep, untilAnswers, untilListening } from "./support/machine.ts";
 
 const NS = "nt-tap";
 const DEV = "nttap0";
@@ -44,7 +44,7 @@ describe.skipIf(why !== null)("over TAP against the Linux stack", () => {
   test("curl fetches 100 MB from in-OS nc, byte-identical", async () => {
     const size = 100 * 1024 * 1024;
     const app = await m.spawn("nc", ["-l", "8080", "--http", "--size", String(size)]);
-    await sleep(200);
+    await untilListening(m, 8080);
     const r = await nsExec(NS, ["curl", "-s", "-m", "240", "-o", OUT, "-w", "%{http_code} %{size_download}", "http://10.0.2.15:8080/"], 250_000);
     expect(r.stdout).toBe(`200 ${size}`);
     const nc = await m.waitApp(app);
@@ -67,7 +67,7 @@ describe.skipIf(why !== null)("over TAP against the Linux stack", () => {
   test("in-OS nc sends a file to curl", async () => {
     const file = join(ROOT, "README.md");
     const app = await m.spawn("nc", ["-l", "8083", "--http", "--file", file]);
-    await sleep(200);
+    await untilListening(m, 8083);
     const r = await nsExec(NS, ["curl", "-s", "-m", "10", "-o", OUT, "http://10.0.2.15:8083/"]);
     expect(r.code).toBe(0);
     expect(fnvFile(OUT)).toEqual(fnvFile(file));
@@ -88,7 +88,7 @@ describe.skipIf(why !== null)("over TAP against the Linux stack", () => {
 
   test("a listening socket survives a tcp server restart; new connections are served", async () => {
     const app = await m.spawn("nc", ["-l", "8084", "--http", "--size", "5000"]);
-    await sleep(300);
+    await untilListening(m, 8084);
     await m.ctl("kill", ["tcp"]);
     await untilAnswers(m, "tcp");
     const r = await nsExec(NS, ["curl", "-s", "-m", "10", "-o", "/dev/null", "-w", "%{http_code} %{size_download}", "http://10.0.2.15:8084/"]);
@@ -104,7 +104,7 @@ describe.skipIf(why !== null)("over TAP against the Linux stack", () => {
 
   test("a pf rule blocks a port, and lifting it at run time restores service", async () => {
     await m.ctl("spawn", ["nc", "-l", "8081", "--http", "--size", "1000"]);
-    await sleep(200);
+    await untilListening(m, 8081);
     expect(await m.ctl("srv", ["pf", "load", "block in proto tcp to port 8081"])).toMatch(/loaded 1 rule/);
     const blocked = await nsExec(NS, ["curl", "-s", "-m", "2", "-o", "/dev/null", "-w", "%{http_code}", "http://10.0.2.15:8081/"]);
     expect(blocked.code).toBe(28); // timed out: the SYNs were dropped
@@ -117,7 +117,7 @@ describe.skipIf(why !== null)("over TAP against the Linux stack", () => {
   test("killing nic, pf and ip during a transfer is invisible to it", async () => {
     const size = 30_000_000;
     const app = await m.spawn("nc", ["-l", "8082", "--http", "--size", String(size)]);
-    await sleep(200);
+    await untilListening(m, 8082);
     const before = await m.ps();
     const curl = nsExec(NS, ["curl", "-s", "-m", "120", "-o", OUT, "-w", "%{http_code} %{size_download}", "http://10.0.2.15:8082/"], 130_000);
     for (const name of ["nic", "pf", "ip"]) {

@@ -35,3 +35,17 @@ export async function untilAnswers(m: Machine, name: string, limitMs = 5000): Pr
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Waits until tcp has a listener on `port` (an app just spawned may not have called
+ * listen yet: a client that connects first is refused). Fails, saying so, after limitMs.
+ */
+export async function untilListening(m: Machine, port: number, limitMs = 10_000): Promise<void> {
+  const t0 = performance.now();
+  for (;;) {
+    const st = (await m.ctl("srv", ["tcp", "show"])) as { listeners?: Record<string, unknown> };
+    if (st.listeners && String(port) in st.listeners) return;
+    if (performance.now() - t0 > limitMs) throw new Error(`nothing listened on tcp port ${port} within ${limitMs} ms`);
+    await sleep(20);
+  }
+}
