@@ -44,9 +44,9 @@ import {
 } from "../libc/api.ts";
 import { openSockets, socketsFromArgs, type Backend } from "../libc/sockets.ts";
 import { puts } from "../libc/stdio.ts";
-import { EAGAIN, EINTR, ErrnoError } from "../lib/sys/errno.ts";
-import type { Proc } from "../lib/sys/proc.ts";
-import { formatIpv4Addr, parseIpv4Addr } from "../lib/net/addr.ts";
+import { EAGAIN, EINTR, ErrnoError } from "../libc/errno.ts";
+import { heartbeat } from "../libc/unistd.ts";
+import { formatIpv4Addr, parseIpv4Addr } from "../libc/inet.ts";
 import { RequestParser, type HttpRequest, type ParseError } from "../lib/http/parse.ts";
 import {
   clfDate, encodePath, errorBody, httpDate, httpDateNow, mimeType, parseHttpDate, parseRange, responseHead, SERVER_NAME, type HeaderList,
@@ -376,7 +376,7 @@ class Server {
     cache: { hits: 0, misses: 0, loads: 0, entries: 0, bytes: 0 }, loops: 0, events: 0, acceptErrors: 0,
   };
 
-  constructor(private readonly api: SocketApi, private readonly o: HttpdOptions, private readonly proc: Proc | undefined) {
+  constructor(private readonly api: SocketApi, private readonly o: HttpdOptions) {
     this.poller = makePoller(o.handler, api);
     this.root = realpathSync(o.docroot);
     this.cache = new FileCache(this.root, o.cacheSize, o.cacheMaxFile);
@@ -411,7 +411,7 @@ class Server {
     const ready: Array<[number, number]> = [];
     let nextHousekeeping = performance.now() + HOUSEKEEPING_MS;
     for (;;) {
-      this.proc?.beat();
+      heartbeat();
       this.stats.loops++;
       this.now = performance.now();
       const timeout = Math.max(0, Math.min(WAIT_MS, Math.ceil(nextHousekeeping - this.now)));
@@ -924,7 +924,7 @@ export function parseOptions(args: string[], backend: Backend): HttpdOptions | s
   };
 }
 
-export function main(argv: string[], proc?: Proc) {
+export function main(argv: string[]) {
   const args = argv.slice(1);
   let backend: Backend;
   try {
@@ -950,7 +950,7 @@ export function main(argv: string[], proc?: Proc) {
         puts(`sample files not made: ${e instanceof Error ? e.message : String(e)}`);
       }
     }
-    srv = new Server(api, o, proc);
+    srv = new Server(api, o);
     // A stack server restarting during set-up interrupts the call (EINTR): set up again.
     for (let tries = 1; ; tries++) {
       try {

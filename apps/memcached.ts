@@ -30,9 +30,8 @@ import {
 } from "../libc/api.ts";
 import { type Backend, openSockets, socketsFromArgs } from "../libc/sockets.ts";
 import { puts } from "../libc/stdio.ts";
-import { getpid } from "../libc/unistd.ts";
-import { EAGAIN, EINTR, ErrnoError, errnoName } from "../lib/sys/errno.ts";
-import type { Proc } from "../lib/sys/proc.ts";
+import { getpid, heartbeat } from "../libc/unistd.ts";
+import { EAGAIN, EINTR, ErrnoError, errnoName } from "../libc/errno.ts";
 import { Counters, generalStats, itemsStats, type ServerInfo, slabsStats, Store } from "../lib/memcache/store.ts";
 import { type Action, type Ctx, execText, TextParser } from "../lib/memcache/text.ts";
 import { BinaryParser, execBinary, MAGIC_REQ } from "../lib/memcache/binary.ts";
@@ -285,7 +284,6 @@ class Server {
   constructor(
     private readonly api: SocketApi,
     private readonly o: Options,
-    private readonly proc: Proc,
     private readonly backend: Backend,
   ) {
     this.store = new Store({ maxBytes: o.maxBytes, itemSizeMax: o.itemSizeMax, evict: o.evict });
@@ -364,7 +362,7 @@ class Server {
     );
     this.acceptAll(); // speculative: a client may be waiting already
     while (!this.stop) {
-      this.proc.beat();
+      heartbeat();
       const events = this.wait(this.ready.size > 0 ? 0 : WAIT_MS);
       for (const [fd, ev] of events) {
         if (fd === this.lfd) {
@@ -638,12 +636,12 @@ class Server {
       } catch {
         return;
       }
-      this.proc.beat();
+      heartbeat();
     }
   }
 }
 
-export function main(argv: string[], proc: Proc) {
+export function main(argv: string[]) {
   const args = [...argv];
   let backend: Backend;
   try {
@@ -658,5 +656,5 @@ export function main(argv: string[], proc: Proc) {
     puts(USAGE);
     return { status: 2, result: o };
   }
-  return new Server(openSockets(backend), o, proc, backend).run();
+  return new Server(openSockets(backend), o, backend).run();
 }

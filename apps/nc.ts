@@ -14,7 +14,7 @@ import {
   accept, AF_INET, bind, close, connect, inetAddr, listen, recv, recvfrom, sendAll, sendto, shutdown, SOCK_DGRAM, SOCK_STREAM, socket,
 } from "../libc/net.ts";
 import { puts } from "../libc/stdio.ts";
-import { EINTR, ErrnoError } from "../lib/sys/errno.ts";
+import { EINTR, ErrnoError } from "../libc/errno.ts";
 
 export function pattern(off: number, n: number): Uint8Array {
   const b = new Uint8Array(n);

@@ -4,7 +4,7 @@ import { parseArgs } from "node:util";
 import { inetAddr, ping } from "../libc/net.ts";
 import { puts } from "../libc/stdio.ts";
 import { sleepMs } from "../libc/unistd.ts";
-import { ErrnoError, errnoName } from "../lib/sys/errno.ts";
+import { ErrnoError, errnoName } from "../libc/errno.ts";
 
 export function main(argv: string[]) {
   let v;
