@@ -18,9 +18,9 @@
 // --cache-max-file are streamed from disk), MIME types by extension, single byte ranges
 // (206, 416), If-Modified-Since (304), index.html for directories (a directory without the
 // final "/" is redirected: 301), Date/Last-Modified/Content-Length/Content-Type/Connection,
-// an optional access log in common log format. The request parser is lib/http/parse.ts
+// an optional access log in common log format. The request parser is httpd/parse.ts
 // (its errors: 400, 403, 405, 413, 414, 431, 501, 505, each answered and then the connection
-// closed), the responses are built by lib/http/response.ts.
+// closed), the responses are built by httpd/response.ts.
 //
 // Each connection is a small state machine: open (reading requests, answering them) ->
 // closing (the last answer is queued: flush it) -> linger (our side is shut down; the
@@ -47,10 +47,10 @@ import { puts } from "../libc/stdio.ts";
 import { EAGAIN, EINTR, ErrnoError } from "../libc/errno.ts";
 import { heartbeat } from "../libc/unistd.ts";
 import { formatIpv4Addr, parseIpv4Addr } from "../libc/inet.ts";
-import { RequestParser, type HttpRequest, type ParseError } from "../lib/http/parse.ts";
+import { RequestParser, type HttpRequest, type ParseError } from "./httpd/parse.ts";
 import {
   clfDate, encodePath, errorBody, httpDate, httpDateNow, mimeType, parseHttpDate, parseRange, responseHead, SERVER_NAME, type HeaderList,
-} from "../lib/http/response.ts";
+} from "./httpd/response.ts";
 
 /** The sample site. */
 export const DEFAULT_DOCROOT = fileURLToPath(new URL("../www", import.meta.url));

@@ -18,8 +18,8 @@
 //   --exit-after N  stop after N commands (tests); otherwise until killed or `shutdown`
 //
 // The protocol of a connection is picked by its first byte, as memcached does: 0x80 is the
-// binary protocol (lib/memcache/binary.ts), anything else the text protocol with the meta
-// commands (lib/memcache/text.ts, meta.ts); the cache is lib/memcache/store.ts. A
+// binary protocol (memcached/binary.ts), anything else the text protocol with the meta
+// commands (memcached/text.ts, meta.ts); the cache is memcached/store.ts. A
 // connection's work per wake-up is bounded (commands and reads), and one whose replies pile
 // up past HIGH_WATER is not read until they drain, so no client stalls the others. Every
 // wait has a finite timeout (WAIT_MS), so a kill or shutdown is never held up.
@@ -32,9 +32,9 @@ import { type Backend, openSockets, socketsFromArgs } from "../libc/sockets.ts";
 import { puts } from "../libc/stdio.ts";
 import { getpid, heartbeat } from "../libc/unistd.ts";
 import { EAGAIN, EINTR, ErrnoError, errnoName } from "../libc/errno.ts";
-import { Counters, generalStats, itemsStats, type ServerInfo, slabsStats, Store } from "../lib/memcache/store.ts";
-import { type Action, type Ctx, execText, TextParser } from "../lib/memcache/text.ts";
-import { BinaryParser, execBinary, MAGIC_REQ } from "../lib/memcache/binary.ts";
+import { Counters, generalStats, itemsStats, type ServerInfo, slabsStats, Store } from "./memcached/store.ts";
+import { type Action, type Ctx, execText, TextParser } from "./memcached/text.ts";
+import { BinaryParser, execBinary, MAGIC_REQ } from "./memcached/binary.ts";
 
 export const VERSION = "1.6.0-newts";
 

@@ -3,7 +3,7 @@
 // and the header values the server parses itself (Range, HTTP dates, MIME types).
 import { describe, expect, test } from "vitest";
 import { DEFAULT_LIMITS, normalizePath, RequestParser, type ParseResult } from "./parse.ts";
-import { mulberry32 } from "../sys/prng.ts";
+import { mulberry32 } from "../../libc/prng.ts";
 import { httpDate, mimeType, parseHttpDate, parseRange } from "./response.ts";
 
 const enc = new TextEncoder();
@@ -276,7 +276,7 @@ describe("errors", () => {
   });
 });
 
-describe("header values the server parses (lib/http/response.ts)", () => {
+describe("header values the server parses (response.ts)", () => {
   test("Range: single byte ranges against a size", () => {
     expect(parseRange("bytes=0-9", 100)).toEqual({ start: 0, end: 9 });
     expect(parseRange("bytes=90-", 100)).toEqual({ start: 90, end: 99 });
