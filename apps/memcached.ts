@@ -33,7 +33,8 @@ import { puts } from "../libc/stdio.ts";
 import { getpid, heartbeat } from "../libc/unistd.ts";
 import { EAGAIN, EINTR, ErrnoError, errnoName } from "../libc/errno.ts";
 import { Counters, generalStats, itemsStats, type ServerInfo, slabsStats, Store } from "./memcached/store.ts";
-import { type Action, type Ctx, execText, TextParser } from "./memcached/text.ts";
+import type { Action, Ctx } from "./memcached/framing.ts";
+import { execText, TextParser } from "./memcached/text.ts";
 import { BinaryParser, execBinary, MAGIC_REQ } from "./memcached/binary.ts";
 
 export const VERSION = "1.6.0-newts";

@@ -3,7 +3,7 @@
 // variants, byte-by-byte feeding, and every malformed packet the server must survive.
 import { describe, expect, test } from "vitest";
 import { keyBytes, Store } from "./store.ts";
-import type { Ctx } from "./text.ts";
+import type { Ctx } from "./framing.ts";
 import { BinaryParser, execBinary, HEADER, OP, STATUS } from "./binary.ts";
 
 interface ReqOpts {

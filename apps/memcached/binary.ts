@@ -11,7 +11,7 @@
 // "Too large." with the value swallowed (not buffered); a byte other than the request magic
 // where a header starts hangs up. Quiet variants (GetQ, SetQ, ...) send nothing on success
 // (GetQ/GetKQ/GATQ nothing on a miss), but still send errors.
-import { type Action, type Ctx, InBuf, type Out } from "./text.ts";
+import { type Action, type Ctx, InBuf, type Out } from "./framing.ts";
 import { bytesToKey, itemTotal, KEY_MAX_LENGTH, keyBytes, settingsStats, type StoreMode } from "./store.ts";
 
 export const MAGIC_REQ = 0x80;

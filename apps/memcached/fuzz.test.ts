@@ -6,7 +6,8 @@
 import { expect, test } from "vitest";
 import { mulberry32 } from "../../libc/prng.ts";
 import { keyBytes, Store } from "./store.ts";
-import { type Ctx, execText, MAX_GET_LINE, TextParser } from "./text.ts";
+import type { Ctx } from "./framing.ts";
+import { execText, MAX_GET_LINE, TextParser } from "./text.ts";
 import { BinaryParser, execBinary, HEADER, OP } from "./binary.ts";
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0x6d656d63) >>> 0;

@@ -1,5 +1,5 @@
 // memcached's meta commands (mg, ms, md, ma, me, mn), which share the text protocol's
-// line framing (text.ts): parsing of a tokenized line into a command, and its execution.
+// line framing (framing.ts, also where their command shapes are): parsing of a tokenized line into a command, and its execution.
 // Flags, their order in replies, error strings and quiet mode follow memcached 1.6's
 // proto_text.c (process_m*_command, _meta_flag_preparse) and doc/protocol.txt:
 //   mg <key> <flags>*          v k t f c s O q b h l u, N(ttl) vivify, R(ttl) recache, T(ttl) touch
@@ -8,40 +8,14 @@
 //   ma <key> <flags>*          N J D T M(I + D -) q O v t c b k
 //   me <key> [b]               debug line, mn: "MN"
 // Quiet mode (q) drops mg's EN, and the HD of ms, md and ma; errors always come back.
-import { type Action, type Ctx, line, type LineResult, type Out, strtol32, strtoul32, strtoull, validKey } from "./text.ts";
+import {
+  type Action, type Ctx, line, type LineResult, type MetaCmd, type MetaFlags, type Out, strtol32, strtoul32, strtoull, validKey,
+} from "./framing.ts";
 import { itemTotal, KEY_MAX_LENGTH, keyBytes, type StoreMode } from "./store.ts";
 
 /** memcached's MFLAG_MAX_OPT_LENGTH (tokens, counting the terminal one) and opaque limit. */
 const MAX_OPT_TOKENS = 20;
 const MAX_OPAQUE = 32;
-
-export interface MetaFlags {
-  /** The flag tokens in request order (first char = the flag). */
-  tokens: string[];
-  base64: boolean;
-  quiet: boolean;
-  value: boolean;
-  noUpdate: boolean;
-  vivify: boolean;
-  autoviv: number;
-  ttl: number | null;
-  recache: number | null;
-  clientFlags: number;
-  cas: bigint | null;
-  mode: string;
-  delta: bigint;
-  initial: bigint;
-  stale: boolean;
-}
-
-export type MetaCmd =
-  | { op: "mn" }
-  | { op: "me"; key: string }
-  | { op: "mg"; key: string; f: MetaFlags }
-  | { op: "md"; key: string; f: MetaFlags }
-  | { op: "ma"; key: string; f: MetaFlags; incr: boolean }
-  | { op: "ms"; key: string; f: MetaFlags; mode: StoreMode; value: Uint8Array }
-  | { op: "ms_too_large"; key: string };
 
 // ---- base64 (keys with the b flag) ----------------------------------------------------
 

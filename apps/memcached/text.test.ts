@@ -4,7 +4,8 @@
 // malformed input the server must survive.
 import { describe, expect, test } from "vitest";
 import { keyBytes, Store } from "./store.ts";
-import { type Ctx, execText, parseLine, strtol32, strtoul32, strtoull, TextParser, tokenize } from "./text.ts";
+import { type Ctx, strtol32, strtoul32, strtoull } from "./framing.ts";
+import { execText, parseLine, TextParser, tokenize } from "./text.ts";
 import { base64Decode, base64Encode } from "./meta.ts";
 
 const T0 = 1_700_000_000;

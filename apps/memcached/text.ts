@@ -1,4 +1,4 @@
-// memcached's text protocol (and the line framing the meta commands share, meta.ts):
+// memcached's text protocol (its framing, shared with the meta commands, is framing.ts):
 // an incremental parser — bytes in, commands out, never a throw on any input — and the
 // executor that runs a parsed command against the cache (store.ts) and writes the reply.
 //
@@ -13,161 +13,16 @@
 // Deliberate differences, all on malformed input: flags above 2^32-1 and lengths or
 // exptimes beyond 32 bits are "CLIENT_ERROR bad command line format" (memcached truncates
 // them); keys with control characters (bytes below 0x21, and 0x7f) are refused the same way.
+import { bytesToKey, itemTotal, keyBytes, settingsStats, type StoreMode } from "./store.ts";
 import {
-  bytesToKey, isSpace, itemTotal, KEY_MAX_LENGTH, keyBytes, settingsStats, type Store, type StoreMode,
-} from "./store.ts";
-import { execMeta, type MetaCmd, parseMeta } from "./meta.ts";
+  type Action, type Ctx, InBuf, line, type LineResult, type Out, strtol32, strtoul32, strtoull, type TextCmd, validKey,
+} from "./framing.ts";
+import { execMeta, parseMeta } from "./meta.ts";
 
 /** The longest get/gets line (a multiget of many keys) before the connection is dropped. */
 export const MAX_GET_LINE = 1 << 20;
 /** Lines without a newline beyond this many bytes are not commands (memcached's 2048). */
 export const MAX_LINE = 2048;
-
-// ---- the input buffer ------------------------------------------------------------------
-
-/** A growable byte queue for a connection's input: push at the end, consume at the front. */
-export class InBuf {
-  private buf = new Uint8Array(4096);
-  private start = 0;
-  private end = 0;
-
-  get length(): number {
-    return this.end - this.start;
-  }
-
-  push(chunk: Uint8Array): void {
-    if (chunk.length === 0) return;
-    if (this.end + chunk.length > this.buf.length) {
-      const len = this.length;
-      if (len + chunk.length <= this.buf.length && this.start > 0) {
-        this.buf.copyWithin(0, this.start, this.end);
-      } else {
-        let cap = this.buf.length * 2;
-        while (cap < len + chunk.length) cap *= 2;
-        const nb = new Uint8Array(cap);
-        nb.set(this.buf.subarray(this.start, this.end), 0);
-        this.buf = nb;
-      }
-      this.start = 0;
-      this.end = len;
-    }
-    this.buf.set(chunk, this.end);
-    this.end += chunk.length;
-  }
-
-  at(i: number): number {
-    return this.buf[this.start + i]!;
-  }
-
-  /** Index (from the front) of byte `b` at or after `from`, or -1. */
-  indexOf(b: number, from = 0): number {
-    const i = this.buf.subarray(0, this.end).indexOf(b, this.start + from);
-    return i < 0 ? -1 : i - this.start;
-  }
-
-  /** A view of the next n bytes (valid until the next push or skip). */
-  peek(n: number): Uint8Array {
-    return this.buf.subarray(this.start, this.start + n);
-  }
-
-  /** A copy of the next n bytes, consumed. */
-  take(n: number): Uint8Array {
-    const b = this.buf.slice(this.start, this.start + n);
-    this.skip(n);
-    return b;
-  }
-
-  skip(n: number): void {
-    this.start += Math.min(n, this.length);
-    if (this.start === this.end) {
-      this.start = this.end = 0;
-      if (this.buf.length > 65536) this.buf = new Uint8Array(4096); // let a big value's buffer go
-    }
-  }
-}
-
-// ---- number parsing as memcached's safe_strto* ----------------------------------------
-
-function digitsEnd(s: string, i: number): number {
-  while (i < s.length && s.charCodeAt(i) >= 0x30 && s.charCodeAt(i) <= 0x39) i++;
-  return i;
-}
-
-function scanInt(s: string, signed: boolean): bigint | null {
-  let i = 0;
-  while (i < s.length && isSpace(s.charCodeAt(i))) i++;
-  let neg = false;
-  if (s[i] === "+" || s[i] === "-") {
-    neg = s[i] === "-";
-    i++;
-  }
-  const d = digitsEnd(s, i);
-  if (d === i || d - i > 25) return null;
-  if (d < s.length && !isSpace(s.charCodeAt(d))) return null;
-  let v = BigInt(s.slice(i, d));
-  if (neg) {
-    if (!signed && v !== 0n) return null;
-    v = -v;
-  }
-  return v;
-}
-
-/** safe_strtol: a signed 32-bit decimal, or null. */
-export function strtol32(s: string): number | null {
-  const v = scanInt(s, true);
-  return v === null || v < -0x80000000n || v > 0x7fffffffn ? null : Number(v);
-}
-
-/** safe_strtoul: an unsigned 32-bit decimal, or null. */
-export function strtoul32(s: string): number | null {
-  const v = scanInt(s, false);
-  return v === null || v < 0n || v > 0xffffffffn ? null : Number(v);
-}
-
-/** safe_strtoull: an unsigned 64-bit decimal, or null. */
-export function strtoull(s: string): bigint | null {
-  const v = scanInt(s, false);
-  return v === null || v < 0n || v > 0xffffffffffffffffn ? null : v;
-}
-
-/** A key for the text protocols: 1..250 bytes, no control characters. */
-export function validKey(k: string): boolean {
-  if (k.length === 0 || k.length > KEY_MAX_LENGTH) return false;
-  for (let i = 0; i < k.length; i++) {
-    const c = k.charCodeAt(i);
-    if (c <= 0x20 || c === 0x7f) return false;
-  }
-  return true;
-}
-
-// ---- commands ----------------------------------------------------------------------------
-
-export type TextCmd =
-  /** get/gets/gat/gats/bget: `touch` is gat's raw exptime. */
-  | { kind: "get"; keys: string[]; cas: boolean; touch?: number }
-  | { kind: "store"; mode: StoreMode; key: string; flags: number; exptime: number; cas: bigint; value: Uint8Array; noreply: boolean }
-  /** A storage command whose value is over -I: answered, its bytes swallowed. */
-  | { kind: "too_large"; mode: StoreMode; key: string; noreply: boolean }
-  | { kind: "delete"; key: string; noreply: boolean }
-  | { kind: "arith"; incr: boolean; key: string; delta: bigint; noreply: boolean }
-  | { kind: "touch"; key: string; exptime: number; noreply: boolean }
-  | { kind: "flush_all"; delay: number; noreply: boolean }
-  | { kind: "stats"; args: string[] }
-  | { kind: "version" }
-  | { kind: "quit" }
-  | { kind: "shutdown"; args: string[] }
-  | { kind: "verbosity"; level: number; noreply: boolean }
-  | { kind: "meta"; cmd: MetaCmd }
-  /** A reply decided by the parser (ERROR, CLIENT_ERROR ...): not sent if noreply. */
-  | { kind: "reply"; text: string; noreply?: boolean }
-  /** Hang up now (an HTTP request, a line too long, garbage). */
-  | { kind: "close"; why: string };
-
-/** What a command line asks of the parser after it: nothing more, data to read, or bytes to swallow. */
-export type LineResult =
-  | { cmd: TextCmd }
-  | { data: number; make: (value: Uint8Array) => TextCmd }
-  | { swallow: number; cmd: TextCmd };
 
 export interface ParserOptions {
   /** -I, to refuse too large values before reading them (default 1 MB). */
@@ -420,28 +275,6 @@ export function parseLine(line: string, itemSizeMax: number): LineResult {
 
 // ---- execution -------------------------------------------------------------------------
 
-/** Where replies go: each call appends bytes to the connection's output queue. */
-export type Out = (b: Uint8Array) => void;
-
-/** What the connection does after a command. */
-export type Action = "ok" | "close" | "close-after-write" | "shutdown";
-
-/** What the executors need besides the cache. */
-export interface Ctx {
-  store: Store;
-  /** The version reported by `version` and binary Version ("1.6.0-newts"). */
-  version: string;
-  verbosity: number;
-  /** -A: the shutdown command stops the server. */
-  shutdownEnabled: boolean;
-  /** `stats [sub]` lines: "" the general ones, else a subcommand; null if there is no such one. */
-  stats(sub: string): [string, string | number][] | null;
-  /** `stats reset`. */
-  resetStats(): void;
-  /** For `stats settings`. */
-  settings: { port: number; iface: string; maxConns: number };
-}
-
 const enc = (s: string) => keyBytes(s);
 const CRLF = enc("\r\n");
 const R = {
@@ -455,11 +288,6 @@ const R = {
   OK: enc("OK\r\n"),
   ERROR: enc("ERROR\r\n"),
 };
-
-/** Appends one reply line (adding "\r\n") unless noreply. */
-export function line(out: Out, text: string, noreply = false): void {
-  if (!noreply) out(enc(text + "\r\n"));
-}
 
 /** Sends stats lines and END. */
 function sendStats(out: Out, lines: [string, string | number][]): void {
