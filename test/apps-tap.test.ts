@@ -17,7 +17,7 @@ import { existsSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Machine } from "../kernel/boot.ts";
-import { DEFAULT_DOCROOT } from "../apps/httpd.ts";
+import { DEFAULT_DOCROOT } from "../apps/httpd/site.ts";
 import { lacking } from "./support/needs.ts";
 import { killAll, nsExec, type Ran } from "./support/net.ts";
 import { sleep } from "./support/machine.ts";

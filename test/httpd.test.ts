@@ -9,7 +9,7 @@ import { connect, type Socket } from "node:net";
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { Machine } from "../kernel/boot.ts";
-import { DEFAULT_DOCROOT, SAMPLE_BINS, samplePattern } from "../apps/httpd.ts";
+import { DEFAULT_DOCROOT, SAMPLE_BINS, samplePattern } from "../apps/httpd/site.ts";
 import { freePort } from "../lib/sys/hostport.ts";
 
 const APP = "apps/httpd.ts";
