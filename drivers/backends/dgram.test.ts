@@ -2,7 +2,7 @@
 import { afterEach, describe, expect, test } from "vitest";
 import { DgramBackend } from "./dgram.ts";
 import { pollIn } from "./libc.ts";
-import { seqFrame, seqOf } from "./testing.ts";
+import { seqFrame, seqOf } from "./frames.fixture.ts";
 import { EADDRINUSE, ErrnoError } from "../../lib/sys/errno.ts";
 import type { Backend } from "./backend.ts";
 

@@ -1,8 +1,8 @@
 // Tests for the fault injector: rates over many frames with a fixed seed, replay, both directions.
 import { describe, expect, test } from "vitest";
 import { FaultyBackend, Prng, type FaultOptions } from "./faulty.ts";
-import { loopbackPair } from "./loopback.ts";
-import { seqFrame, seqOf } from "./testing.ts";
+import { loopbackPair } from "./loopback.fixture.ts";
+import { seqFrame, seqOf } from "./frames.fixture.ts";
 import type { Backend } from "./backend.ts";
 
 const N = 10_000;

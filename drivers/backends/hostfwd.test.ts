@@ -13,7 +13,7 @@ import { attachWire, openWire } from "../wire.ts";
 import { macOf } from "./backend.ts";
 import { pollIn } from "./libc.ts";
 import { HOST_MAC_TEXT, HostfwdBackend, type HostfwdStats, parseHostfwd } from "./hostfwd.ts";
-import { arpFrame, arpOf } from "./testing.ts";
+import { arpFrame, arpOf } from "./frames.fixture.ts";
 
 const GUEST = parseIpv4Addr("10.0.2.15")!;
 const HOST = parseIpv4Addr("10.0.2.2")!;

@@ -7,7 +7,7 @@ import { openBackend, parseNetdev, type Backend } from "./index.ts";
 import { DgramBackend } from "./dgram.ts";
 import { FaultyBackend } from "./faulty.ts";
 import { pollIn } from "./libc.ts";
-import { seqFrame, seqOf } from "./testing.ts";
+import { seqFrame, seqOf } from "./frames.fixture.ts";
 import { parsePcap } from "../pcap.ts";
 
 const open: Backend[] = [];

@@ -1,7 +1,7 @@
 // Tests for the in-memory loopback pair: both directions, copies, capacity, bad frames, close.
 import { describe, expect, test } from "vitest";
-import { loopbackPair } from "./loopback.ts";
-import { seqFrame, seqOf } from "./testing.ts";
+import { loopbackPair } from "./loopback.fixture.ts";
+import { seqFrame, seqOf } from "./frames.fixture.ts";
 import { formatMac } from "../../lib/net/addr.ts";
 
 const drain = (b: { recv(max: number, f: (x: Uint8Array) => void): number }, max = 1 << 30): number[] => {

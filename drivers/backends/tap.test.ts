@@ -3,7 +3,7 @@ import { afterEach, describe, expect, test } from "vitest";
 import { spawn, type ChildProcess } from "node:child_process";
 import { NetnsTap, cleanupNetns, ip, netnsExists, netnsUnavailable } from "./netns.ts";
 import { TapBackend } from "./tap.ts";
-import { arpFrame, arpOf } from "./testing.ts";
+import { arpFrame, arpOf } from "./frames.fixture.ts";
 import { ArpOp } from "../../lib/net/arp.ts";
 import { formatMac, parseIpv4Addr, parseMac } from "../../lib/net/addr.ts";
 import { EBUSY, ErrnoError } from "../../lib/sys/errno.ts";

@@ -6,7 +6,7 @@
 import { describe, expect, test } from "vitest";
 import { Worker } from "node:worker_threads";
 import { createDoorbell } from "../ipc/doorbell.ts";
-import type { Done, FixtureData, Ready } from "./fixture.ts";
+import type { Done, FixtureData, Ready } from "./cross.fixture.ts";
 
 interface Peer {
   worker: Worker;
@@ -15,7 +15,7 @@ interface Peer {
 }
 
 function start(data: FixtureData): Peer {
-  const worker = new Worker(new URL("./fixture.ts", import.meta.url), { workerData: data });
+  const worker = new Worker(new URL("./cross.fixture.ts", import.meta.url), { workerData: data });
   let onReady: (r: Ready) => void = () => {};
   let onDone: (r: Done) => void = () => {};
   let failReady: (e: unknown) => void = () => {};

@@ -4,7 +4,7 @@ import { type ArpRepr, ArpOp, parseArp } from "../arp.ts";
 import { formatMac } from "../addr.ts";
 import { type ArpAction, ArpCache } from "./arp.ts";
 import { type Iface, makeIface } from "./iface.ts";
-import { GW, PEER, US, ip, mac } from "./testutil.ts";
+import { GW, PEER, US, ip, mac } from "./ip.fixture.ts";
 
 const IFACE: Iface = (() => {
   const r = makeIface({ name: "eth0", mac: US.mac, addr: US.ip, prefixLen: 24 });

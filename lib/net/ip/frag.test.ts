@@ -2,7 +2,7 @@
 import { test, expect, describe } from "vitest";
 import { IPV4_HEADER_LEN, Ipv4Packet, type Ipv4Repr, parseIpv4 } from "../ipv4.ts";
 import { type ReasmResult, Reassembler, fragment } from "./frag.ts";
-import { PEER, US, datagram, randBytes, randInt, rng } from "./testutil.ts";
+import { PEER, US, datagram, randBytes, randInt, rng } from "./ip.fixture.ts";
 
 const repr = (payload: Uint8Array, over: Partial<Ipv4Repr> = {}): Ipv4Repr => ({
   src: PEER.ip, dst: US.ip, protocol: 17, ttl: 64, tos: 0, ident: 4242, dontFrag: false, moreFrags: false, fragOffset: 0, payload, ...over,

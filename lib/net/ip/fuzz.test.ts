@@ -6,7 +6,7 @@ import { EtherType } from "../ethernet.ts";
 import { Ipv4Packet, IpProtocol } from "../ipv4.ts";
 import { IcmpPacket } from "../icmp.ts";
 import { fragment } from "./frag.ts";
-import { BCAST, GW, PEER, US, arpFrameOf, datagram, ethFrame, host, icmpBytesOf, randBytes, randInt, rng } from "./testutil.ts";
+import { BCAST, GW, PEER, US, arpFrameOf, datagram, ethFrame, host, icmpBytesOf, randBytes, randInt, rng } from "./ip.fixture.ts";
 
 const FRAMES = 50_000;
 

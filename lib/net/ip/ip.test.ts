@@ -9,7 +9,7 @@ import { EMSGSIZE } from "../../sys/errno.ts";
 import { IpLayer, ENETUNREACH, EADDRNOTAVAIL, type IpAction, type Delivery } from "./ip.ts";
 import {
   BCAST, GW, PEER, US, arpReply, arpRequest, datagram, ethFrame, host, icmpBytesOf, ip, ipFrame, ipOf, mac, sends,
-} from "./testutil.ts";
+} from "./ip.fixture.ts";
 
 const delivers = (a: IpAction[]): Delivery[] => a.flatMap((x) => ("deliver" in x ? [x.deliver] : []));
 

@@ -3,7 +3,7 @@ import { test, expect, describe } from "vitest";
 import { RouteTable } from "./route.ts";
 import { IfaceTable, ifaceBroadcast, makeIface } from "./iface.ts";
 import { IpLayer } from "./ip.ts";
-import { ip, rng, randInt, US } from "./testutil.ts";
+import { ip, rng, randInt, US } from "./ip.fixture.ts";
 
 describe("routes", () => {
   const table = (): RouteTable => {

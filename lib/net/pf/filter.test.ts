@@ -3,7 +3,7 @@ import { test, expect, describe } from "vitest";
 import { PacketFilter, type FilterOptions } from "./filter.ts";
 import { parseRules, type Rule } from "./rules.ts";
 import { IpProtocol } from "../ipv4.ts";
-import { TcpFlag, ipv4, ping, tcp, udp, unreachable } from "./testpkt.ts";
+import { TcpFlag, ipv4, ping, tcp, udp, unreachable } from "./packets.fixture.ts";
 
 const { SYN, ACK, FIN, RST } = TcpFlag;
 const ME = "10.0.2.15";

@@ -4,7 +4,7 @@ import { test, expect } from "vitest";
 import { PacketFilter } from "./filter.ts";
 import { formatRule, parseRule, parseRules } from "./rules.ts";
 import { IpProtocol } from "../ipv4.ts";
-import { TcpFlag, ipv4, ping, tcp, udp, unreachable } from "./testpkt.ts";
+import { TcpFlag, ipv4, ping, tcp, udp, unreachable } from "./packets.fixture.ts";
 import { mulberry32 } from "../../sys/prng.ts";
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0x70662121) >>> 0;

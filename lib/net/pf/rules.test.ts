@@ -1,7 +1,7 @@
 // Tests of the pf rule language: each construct, canonical printing, matching, and line-numbered errors.
 import { test, expect, describe } from "vitest";
 import { formatRule, parseRule, parseRules, ruleMatches, type PacketInfo, type Rule } from "./rules.ts";
-import { ip } from "./testpkt.ts";
+import { ip } from "./packets.fixture.ts";
 
 function one(text: string): Rule {
   const r = parseRules(text);

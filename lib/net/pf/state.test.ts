@@ -1,7 +1,7 @@
 // Tests of the pf state table: lookup both ways, TCP tracking, timeouts, the size limit, snapshot/restore.
 import { test, expect, describe } from "vitest";
 import { DEFAULT_TIMEOUTS, StateTable, type StateEntry, type Tuple } from "./state.ts";
-import { TcpFlag, ip } from "./testpkt.ts";
+import { TcpFlag, ip } from "./packets.fixture.ts";
 
 const { SYN, ACK, FIN, RST } = TcpFlag;
 const T = (sp = 40000, proto = 6): Tuple => ({ proto, src: ip("10.0.2.15"), srcPort: sp, dst: ip("93.184.216.34"), dstPort: 80 });

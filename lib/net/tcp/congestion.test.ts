@@ -1,7 +1,7 @@
 import { describe, expect, test } from "vitest";
 import type { TcpRepr } from "../types.ts";
 import { initialCwnd, nextHole } from "./congestion.ts";
-import { Scripted } from "./testlink.ts";
+import { Scripted } from "./simlink.fixture.ts";
 import { newTcb, resolveConfig } from "./tcb.ts";
 
 const MSS = 1460;

@@ -2,7 +2,7 @@ import { describe, expect, test } from "vitest";
 import { TcpFlag } from "../types.ts";
 import { TcpConnection } from "./connection.ts";
 import { rstFor } from "./rcv.ts";
-import { Scripted, SimLink } from "./testlink.ts";
+import { Scripted, SimLink } from "./simlink.fixture.ts";
 import { TcpState } from "./tcb.ts";
 
 const A = 0x0a000001;

@@ -2,7 +2,7 @@ import { describe, expect, test } from "vitest";
 import { type TcpRepr, TcpFlag } from "../types.ts";
 import { TcpListener } from "./listener.ts";
 import { checkCookie, COOKIE_PERIOD_MS, halfSipHash, isnFor, makeCookie } from "./syncookie.ts";
-import { Prng, SimLink } from "./testlink.ts";
+import { Prng, SimLink } from "./simlink.fixture.ts";
 import { TcpState } from "./tcb.ts";
 
 const L = 0x0a000002; // listener address

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "vitest";
 import { TcpFlag } from "../types.ts";
 import { RecvBuffer, SendBuffer } from "./ring.ts";
-import { Scripted } from "./testlink.ts";
+import { Scripted } from "./simlink.fixture.ts";
 import { TcpState } from "./tcb.ts";
 
 const bytes = (n: number, v: number) => new Uint8Array(n).fill(v);

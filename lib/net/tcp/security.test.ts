@@ -1,6 +1,6 @@
 import { describe, expect, test } from "vitest";
 import { type TcpRepr, TcpFlag } from "../types.ts";
-import { Prng, Scripted, SimLink } from "./testlink.ts";
+import { Prng, Scripted, SimLink } from "./simlink.fixture.ts";
 import { TcpState } from "./tcb.ts";
 
 const bytes = (n: number, v = 1) => new Uint8Array(n).fill(v);

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "vitest";
 import { TcpFlag } from "../types.ts";
-import { Scripted } from "./testlink.ts";
+import { Scripted } from "./simlink.fixture.ts";
 import { TcpState } from "./tcb.ts";
 
 const bytes = (n: number, v = 1) => new Uint8Array(n).fill(v);

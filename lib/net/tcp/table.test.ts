@@ -3,7 +3,7 @@ import { TcpFlag } from "../types.ts";
 import { TcpConnection } from "./connection.ts";
 import { TcpListener } from "./listener.ts";
 import { endpointKey, FourTupleMap, TcpTable } from "./table.ts";
-import { Prng, SimLink } from "./testlink.ts";
+import { Prng, SimLink } from "./simlink.fixture.ts";
 import { TcpState } from "./tcb.ts";
 
 const LOCAL = 0x0a000002;

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { Prng, SimLink } from "./testlink.ts";
+import { Prng, SimLink } from "./simlink.fixture.ts";
 import { TcpState } from "./tcb.ts";
 
 const A = 0x0a000001;
