@@ -22,7 +22,7 @@ import { Machine, ROOT } from "../kernel/boot.ts";
 import { cleanupNetns } from "../drivers/backends/netns.ts";
 import { table52, type ProcSockStats, type Table52 } from "../libc/counters.ts";
 import type { SocketCallStats, SocketStats } from "../libc/api.ts";
-import { haveTool } from "../test/support/needs.ts";
+import { haveTool } from "../lib/sys/needs.ts";
 import { freePort } from "../lib/sys/hostport.ts";
 
 export interface AppsOptions {

@@ -6,7 +6,7 @@
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { Machine, ROOT } from "../kernel/boot.ts";
-import { lacking } from "../test/support/needs.ts";
+import { lacking } from "../lib/sys/needs.ts";
 
 export interface StackOptions {
   timeMs: number;

@@ -9,7 +9,7 @@ import { loopbackPair } from "./backends/loopback.fixture.ts";
 import { arpFrame, seqFrame, seqOf } from "./backends/frames.fixture.ts";
 import { ArpOp } from "../lib/net/arp.ts";
 import { parseIpv4Addr, parseMac } from "../lib/net/addr.ts";
-import { lacking } from "../test/support/needs.ts";
+import { lacking } from "../lib/sys/needs.ts";
 
 const dirs: string[] = [];
 afterEach(() => {

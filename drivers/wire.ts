@@ -3,7 +3,7 @@
 // it, as hardware outlives its driver; the nic server attaches to the open fd (by
 // number: threads share fds), so a restarted driver finds the same device, namespace
 // and ports. (hostfwd's forwarded connections live in the driver and die with it.)
-import { parseNetdev } from "./backends/index.ts";
+import { parseNetdev } from "./backends/netdev.ts";
 import type { Backend } from "./backends/backend.ts";
 import { DgramBackend } from "./backends/dgram.ts";
 import { FaultyBackend, type FaultOptions } from "./backends/faulty.ts";

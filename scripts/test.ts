@@ -1,11 +1,11 @@
 // The test command (`npm test`): type-check, then every test under Bun with vitest.
 //
 // Tests that need root, a TAP device or Debian tools declare them through
-// test/support/needs.ts; as root, the missing Debian packages are installed here
+// lib/sys/needs.ts; as root, the missing Debian packages are installed here
 // first (apt-get), otherwise those tests report themselves skipped with the reason.
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
-import { DEBIAN_PACKAGES } from "../test/support/needs.ts";
+import { DEBIAN_PACKAGES, haveTool } from "../lib/sys/needs.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const bin = (name: string) => `${root}node_modules/.bin/${name}`;
@@ -15,10 +15,6 @@ function run(cmd: string, args: string[]): number {
   return r.status ?? 1;
 }
 
-function have(tool: string): boolean {
-  return spawnSync("sh", ["-c", `command -v ${tool}`], { stdio: "ignore" }).status === 0;
-}
-
 console.log("== tsc --noEmit (strict)");
 if (run(bin("tsc"), ["--noEmit", "-p", "."]) !== 0) {
   console.error("type check failed");
@@ -26,7 +22,7 @@ if (run(bin("tsc"), ["--noEmit", "-p", "."]) !== 0) {
 }
 
 const isRoot = process.getuid?.() === 0;
-const missing = Object.entries(DEBIAN_PACKAGES).filter(([tool]) => !have(tool));
+const missing = Object.entries(DEBIAN_PACKAGES).filter(([tool]) => !haveTool(tool));
 if (missing.length > 0) {
   if (isRoot && process.env.NEWTS_NO_APT !== "1") {
     const pkgs = [...new Set(missing.map(([, pkg]) => pkg))];

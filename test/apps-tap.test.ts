@@ -18,7 +18,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Machine } from "../kernel/boot.ts";
 import { DEFAULT_DOCROOT } from "../apps/httpd/site.ts";
-import { lacking } from "./support/needs.ts";
+import { lacking } from "../lib/sys/needs.ts";
 import { killAll, nsExec, type Ran } from "./support/net.ts";
 import { sleep } from "./support/machine.ts";
 import { freePort } from "../lib/sys/hostport.ts";

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { Socket } from "node:net";
 import { spawn } from "node:child_process";
 import { Machine } from "../kernel/boot.ts";
-import { lacking } from "./support/needs.ts";
+import { lacking } from "../lib/sys/needs.ts";
 import { sleep } from "./support/machine.ts";
 import { freePort } from "../lib/sys/hostport.ts";
 

@@ -7,7 +7,7 @@ import { existsSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Machine, ROOT } from "../kernel/boot.ts";
-import { lacking } from "./support/needs.ts";
+import { lacking } from "../lib/sys/needs.ts";
 import { fnvFile, killAll, nsExec } from "./support/net.ts";
 import { sleep, untilAnswers, untilListening } from "./support/machine.ts";
 

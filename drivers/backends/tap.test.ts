@@ -7,7 +7,7 @@ import { arpFrame, arpOf } from "./frames.fixture.ts";
 import { ArpOp } from "../../lib/net/arp.ts";
 import { formatMac, parseIpv4Addr, parseMac } from "../../lib/net/addr.ts";
 import { EBUSY, ErrnoError } from "../../lib/sys/errno.ts";
-import { lacking } from "../../test/support/needs.ts";
+import { lacking } from "../../lib/sys/needs.ts";
 
 // Names of our own, so a test never touches a `newts` namespace someone is using.
 const NS = "newts-test";

@@ -1,5 +1,6 @@
-// What the tests need from the machine: root, /dev/net/tun, Debian tools.
-// A test that lacks something is skipped with a printed reason, never silently.
+// What the tests and benchmarks need from the machine: root, /dev/net/tun, Debian tools.
+// A test or benchmark that lacks something is skipped with a printed reason, never
+// silently; `npm test` (scripts/test.ts) installs the Debian packages as root.
 import { existsSync } from "node:fs";
 import { spawnSync } from "node:child_process";
 

@@ -1,14 +1,17 @@
-// Tests for openBackend: specs to stacks of backends (dgram, faulty, pcap), and spec errors.
+// Tests for the wire's netdev specs (openWire, attachWire): a spec to a stack of backends
+// (dgram, faulty, pcap), and spec errors.
 import { afterEach, describe, expect, test } from "vitest";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { openBackend, parseNetdev, type Backend } from "./index.ts";
-import { DgramBackend } from "./dgram.ts";
-import { FaultyBackend } from "./faulty.ts";
-import { pollIn } from "./libc.ts";
-import { seqFrame, seqOf } from "./frames.fixture.ts";
-import { parsePcap } from "../pcap.ts";
+import { attachWire, openWire } from "./wire.ts";
+import { parseNetdev } from "./backends/netdev.ts";
+import type { Backend } from "./backends/backend.ts";
+import { DgramBackend } from "./backends/dgram.ts";
+import { FaultyBackend } from "./backends/faulty.ts";
+import { pollIn } from "./backends/libc.ts";
+import { seqFrame, seqOf } from "./backends/frames.fixture.ts";
+import { parsePcap } from "./pcap.ts";
 
 const open: Backend[] = [];
 const dirs: string[] = [];
@@ -17,14 +20,16 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-describe("openBackend", () => {
+describe("the wire's netdev spec", () => {
   test("dgram with faults and pcap: a wrapped stack that talks to a plain dgram peer", () => {
     const peer = new DgramBackend({ localPort: 0, remotePort: 0 });
     open.push(peer);
     const dir = mkdtempSync(join(tmpdir(), "newts-netdev-"));
     dirs.push(dir);
     const pcap = join(dir, "x.pcap");
-    const b = openBackend({ netdev: `dgram,local=0,remote=${peer.port},loss=0.5,seed=3`, pcap, mac: "52:54:00:00:00:01" });
+    // The machine opens the socket; the driver's side wraps the faults and the recorder around it (and closes it).
+    const { spec } = openWire(`dgram,local=0,remote=${peer.port},loss=0.5,seed=3`, { pcap, mac: "52:54:00:00:00:01" });
+    const b = attachWire(spec, null)!;
     open.push(b);
     expect(b.name).toMatch(/^pcap\(faulty\(dgram:\d+->127\.0\.0\.1:\d+\)\)$/);
     expect(Array.from(b.mac)).toEqual([0x52, 0x54, 0, 0, 0, 1]);
@@ -44,11 +49,11 @@ describe("openBackend", () => {
 
   test("spec errors are clear", () => {
     expect(parseNetdev("dgram,local=1,remote=2")).toEqual({ kind: "dgram", opts: new Map([["local", "1"], ["remote", "2"]]) });
-    expect(() => openBackend({ netdev: "slirp" })).toThrow(/unknown kind "slirp"/);
-    expect(() => openBackend({ netdev: "dgram,local=1" })).toThrow(/needs local=PORT and remote=PORT/);
-    expect(() => openBackend({ netdev: "dgram,local=x,remote=2" })).toThrow(/local=x is not a number/);
-    expect(() => openBackend({ netdev: "dgram,loud" })).toThrow(/"loud" is not key=value/);
-    expect(() => openBackend({ netdev: "tap,colour=blue" })).toThrow(/unknown option "colour"/);
-    expect(() => openBackend({ netdev: "dgram,local=0,remote=9,loss=2" })).toThrow(/loss rate 2/);
+    expect(() => openWire("slirp")).toThrow(/unknown kind "slirp"/);
+    expect(() => openWire("dgram,local=1")).toThrow(/needs local=PORT \(0: any\) and remote=PORT/);
+    expect(() => openWire("dgram,local=x,remote=2")).toThrow(/needs local=PORT \(0: any\) and remote=PORT/);
+    expect(() => openWire("dgram,loud")).toThrow(/"loud" is not key=value/);
+    expect(() => openWire("tap,colour=blue")).toThrow(/unknown option "colour"/);
+    expect(() => openWire("dgram,local=0,remote=9,loss=2")).toThrow(/loss=2 is not a rate between 0 and 1/);
   });
 });
