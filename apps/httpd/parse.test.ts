@@ -3,7 +3,7 @@
 // and the header values the server parses itself (Range, HTTP dates, MIME types).
 import { describe, expect, test } from "vitest";
 import { DEFAULT_LIMITS, normalizePath, RequestParser, type ParseResult } from "./parse.ts";
-import { mulberry32 } from "../../libc/prng.ts";
+import { mulberry32 } from "../../lib/sys/prng.ts";
 import { httpDate, mimeType, parseHttpDate, parseRange } from "./response.ts";
 
 const enc = new TextEncoder();

@@ -4,7 +4,7 @@
 // parser never holds more than an item plus a command line.
 // Reproduce a failure with FUZZ_SEED=<seed printed below> (and FUZZ_INPUTS to run more).
 import { expect, test } from "vitest";
-import { mulberry32 } from "../../libc/prng.ts";
+import { mulberry32 } from "../../lib/sys/prng.ts";
 import { keyBytes, Store } from "./store.ts";
 import type { Ctx } from "./framing.ts";
 import { execText, MAX_GET_LINE, TextParser } from "./text.ts";
