@@ -1,4 +1,4 @@
-// testlink.ts — a simulated link for TCP tests: hosts with a connection table, a wire
+// simlink.fixture.ts — a simulated link for TCP tests: hosts with a connection table, a wire
 // that can drop, duplicate and reorder segments (seeded PRNG, so every run is the
 // same), and a virtual clock that jumps to the next delivery or timer deadline.
 //
