@@ -17,7 +17,7 @@ import { NOTIFY, type ChannelInfo, type ChannelOpts, type PoolInfo, type ProcIni
 import { cpuListFromMask, PCB, PCB_BYTES, PSTATE_NAMES } from "../lib/sys/pcb.ts";
 import { createKinfo, KI, kinfoSet } from "../lib/sys/kinfo.ts";
 import { appEntry, kcallsOf, type BootEntry } from "./table.ts";
-import { procSockStats, type ProcSockStats } from "../libc/counters.ts";
+import { procSockStats, type ProcSockStats } from "../lib/sys/counters.ts";
 
 export interface KernelInit {
   root: string;
@@ -735,7 +735,7 @@ class Kernel {
 
   /**
    * `stats [NAME]`: libc's socket-call counters of every process that has used the socket
-   * API (or of NAME), read straight out of the PCBs (libc/counters.ts). An exited app keeps
+   * API (or of NAME), read straight out of the PCBs (lib/sys/counters.ts). An exited app keeps
    * its last counters (app endpoints are never reused); a restarted server starts again at 0.
    */
   sockStats(name?: string): ProcSockStats[] {
