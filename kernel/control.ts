@@ -5,7 +5,9 @@ import { KC, KERNEL, PING, SRV_CTL } from "../lib/ipc/calls.ts";
 import { cpuListFromMask, PCB } from "../lib/sys/pcb.ts";
 import { procSockStats, type ProcSockStats } from "../lib/sys/counters.ts";
 import { shownState, type ProcRow, type Slot } from "./slot.ts";
-import type { Kernel } from "./kernel.ts";
+import type { Procs } from "./procs.ts";
+import type { Router } from "./route.ts";
+import type { KernelState } from "./state.ts";
 
 /** Answers the machine's requests about and to the kernel's processes. */
 export class Control {
@@ -15,29 +17,29 @@ export class Control {
     kill: (args) => {
       const s = this.slotByName(args[0] ?? "");
       if (!s.worker) throw new Error(`${s.entry.name} is not running`);
-      this.k.procs.kill(s.ep);
+      this.procs.kill(s.ep);
       return `killed ${s.entry.name} (ep ${s.ep}, gen ${s.gen})`;
     },
     hang: (args) => {
       const s = this.slotByName(args[0] ?? "");
       if (!s.worker) throw new Error(`${s.entry.name} is not running`);
-      this.k.router.deliver(s, encodeMessage({ dst: s.ep, src: KERNEL, type: KC.HANG, id: 0, flags: 0 }, null));
+      this.router.deliver(s, encodeMessage({ dst: s.ep, src: KERNEL, type: KC.HANG, id: 0, flags: 0 }, null));
       return `told ${s.entry.name} (ep ${s.ep}) to hang`;
     },
     restart: async (args) => {
       const s = this.slotByName(args[0] ?? "");
-      await this.k.procs.restart(s.ep, "ctl restart");
+      await this.procs.restart(s.ep, "ctl restart");
       return `restarted ${s.entry.name} (ep ${s.ep}, gen ${s.gen})`;
     },
     spawn: async (args) => {
       if (!args[0]) throw new Error("spawn: which app?");
-      const ep = await this.k.procs.spawnApp(args[0], args.slice(1));
+      const ep = await this.procs.spawnApp(args[0], args.slice(1));
       return `spawned ${this.k.slots[ep]!.entry.name} at ep ${ep}`;
     },
     ping: async (args) => {
       const s = this.slotByName(args[0] ?? "");
       const t0 = performance.now();
-      const r = await this.k.router.callProc(s.ep, PING, null, Number(args[1] ?? 1000));
+      const r = await this.router.callProc(s.ep, PING, null, Number(args[1] ?? 1000));
       if ((r.flags & F_ERROR) !== 0) throw new Error(`${s.entry.name}: ${JSON.stringify(r.payload)}`);
       return { ...(r.payload as object), rttMs: performance.now() - t0 };
     },
@@ -46,13 +48,17 @@ export class Control {
     srv: async (args) => {
       // A server's own control command: srv NAME CMD [TEXT]
       const s = this.slotByName(args[0] ?? "");
-      const r = await this.k.router.callProc(s.ep, SRV_CTL, { cmd: args[1] ?? "", text: args[2], name: args[0] }, 5000);
+      const r = await this.router.callProc(s.ep, SRV_CTL, { cmd: args[1] ?? "", text: args[2], name: args[0] }, 5000);
       if ((r.flags & F_ERROR) !== 0) throw new Error((r.payload as { error?: string }).error ?? "failed");
       return r.payload;
     },
   };
 
-  constructor(private readonly k: Kernel) {}
+  constructor(
+    private readonly k: KernelState,
+    private readonly procs: Procs,
+    private readonly router: Router,
+  ) {}
 
   /** Runs a ctl command. */
   async run(cmd: string, args: string[]): Promise<unknown> {

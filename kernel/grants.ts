@@ -8,7 +8,8 @@ import { K, KC, KERNEL } from "../lib/ipc/calls.ts";
 import { EINVAL, EPERM, ESRCH } from "../lib/sys/errno.ts";
 import type { ChannelInfo, ChannelOpts, PoolInfo, Restored } from "../lib/sys/proc.ts";
 import type { Slot } from "./slot.ts";
-import type { Kernel } from "./kernel.ts";
+import type { Router } from "./route.ts";
+import type { KernelState } from "./state.ts";
 
 type Ok = (x: unknown) => void;
 type Fail = (e: number, s: string) => void;
@@ -19,7 +20,10 @@ export class Grants {
   private nextChan = 1;
   private nextPool = 1;
 
-  constructor(private readonly k: Kernel) {}
+  constructor(
+    private readonly k: KernelState,
+    private readonly router: Router,
+  ) {}
 
   /** Posts `sab` to a process's grant port (or keeps it for its first one); returns the grant id. */
   grant(to: Slot, sab: SharedArrayBuffer, meta: Record<string, unknown>): number {
@@ -67,7 +71,7 @@ export class Grants {
     };
     from.resources.push({ kind: "chan", chan, peer: peerEp, opts, tx: a, rx: b, peerDoorbell: peer.doorbellSab });
     peer.resources.push({ kind: "chan", chan, peer: from.ep, opts, tx: b, rx: a, peerDoorbell: from.doorbellSab });
-    this.k.router.deliver(peer, encodeMessage({ dst: peerEp, src: KERNEL, type: KC.CHANNEL, id: 0, flags: 0 }, theirs));
+    this.router.deliver(peer, encodeMessage({ dst: peerEp, src: KERNEL, type: KC.CHANNEL, id: 0, flags: 0 }, theirs));
     ok(mine);
   }
 
@@ -90,7 +94,7 @@ export class Grants {
       const peer = this.k.slots[ep]!;
       peer.resources.push({ kind: "pool", pool, owner: from.ep, sab });
       const info: PoolInfo = { pool, owner: from.ep, grant: this.grant(peer, sab, { pool }) };
-      this.k.router.deliver(peer, encodeMessage({ dst: ep, src: KERNEL, type: KC.POOL, id: 0, flags: 0 }, info));
+      this.router.deliver(peer, encodeMessage({ dst: ep, src: KERNEL, type: KC.POOL, id: 0, flags: 0 }, info));
     }
     const mine: PoolInfo = { pool, owner: from.ep, grant: this.grant(from, sab, { pool }) };
     ok(mine);
@@ -156,7 +160,7 @@ export class Grants {
     for (const ep of peers) {
       const peer = this.k.slots[ep];
       if (peer && peer.state === "running") {
-        this.k.router.deliver(peer, encodeMessage({ dst: ep, src: KERNEL, type: KC.PEER_RESTARTED, id: 0, flags: 0 }, payload));
+        this.router.deliver(peer, encodeMessage({ dst: ep, src: KERNEL, type: KC.PEER_RESTARTED, id: 0, flags: 0 }, payload));
       }
     }
   }

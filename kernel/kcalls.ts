@@ -5,11 +5,23 @@ import { F_CALL, type Message } from "../lib/ipc/message.ts";
 import { K } from "../lib/ipc/calls.ts";
 import { EINVAL, ENOSYS, EPERM, ESRCH } from "../lib/sys/errno.ts";
 import type { Slot } from "./slot.ts";
-import type { Kernel } from "./kernel.ts";
+import type { Control } from "./control.ts";
+import type { Grants } from "./grants.ts";
+import type { Procs } from "./procs.ts";
+import type { Router } from "./route.ts";
+import type { KernelState } from "./state.ts";
+
+/** What kernel calls reach: the kernel's state and its parts. */
+export interface KernelParts extends KernelState {
+  readonly procs: Procs;
+  readonly router: Router;
+  readonly grants: Grants;
+  readonly control: Control;
+}
 
 /** One kernel call being handled: who made it, its payload, and how to answer it. */
 export interface KernelCall {
-  k: Kernel;
+  k: KernelParts;
   from: Slot;
   p: Record<string, unknown>;
   /** Replies with `payload` (if the message was a call). */
@@ -63,7 +75,7 @@ const KERNEL_CALLS: Record<number, (c: KernelCall) => void> = {
 };
 
 /** Handles a message from `from` to the kernel that is not a reply. */
-export function kernelCall(k: Kernel, from: Slot, m: Message): void {
+export function kernelCall(k: KernelParts, from: Slot, m: Message): void {
   const isCall = (m.flags & F_CALL) !== 0;
   if (!from.kcalls.has(m.type)) {
     from.denied++;

@@ -3,76 +3,36 @@
 // polling loop so that worker `error`/`exit` events and the machine's requests
 // reach it between rounds.
 //
-// This file keeps the kernel's shared state, the loop and the worker entry, and wires
-// the parts, one job each:
+// This file keeps the loop and the worker entry, and wires the parts, one job each:
 //   procs.ts    process lifecycle: spawn, exit, kill, restart, apps, boot, shutdown
 //   route.ts    message routing: outboxes to inboxes, ACLs, validation, backlogs
 //   kcalls.ts   kernel calls: the call table
 //   grants.ts   grants, channels, pools, and re-granting them after a restart
 //   control.ts  the machine's requests: ps, stats, kill, restart, ...
+//   state.ts    the state they share (process table, pending bitmap, kinfo, counters)
 //   slot.ts     a process table entry
 import { parentPort, workerData } from "node:worker_threads";
 import { loadLibc } from "../lib/sys/ffi.ts";
-import { createDoorbell, Doorbell } from "../lib/ipc/doorbell.ts";
-import { MAX_ENDPOINTS } from "../lib/ipc/calls.ts";
-import { createKinfo } from "../lib/sys/kinfo.ts";
-import type { BootEntry } from "./table.ts";
-import type { ProcRow, Slot } from "./slot.ts";
-import { Procs } from "./procs.ts";
+import type { ProcRow } from "./slot.ts";
+import { KernelState, type KernelInit } from "./state.ts";
 import { Router } from "./route.ts";
 import { Grants } from "./grants.ts";
+import { Procs } from "./procs.ts";
 import { Control } from "./control.ts";
+import { kernelCall, type KernelParts } from "./kcalls.ts";
 
 export type { ProcRow } from "./slot.ts";
-
-export interface KernelInit {
-  root: string;
-  servers: BootEntry[];
-  apps: BootEntry[];
-  machine: SharedArrayBuffer;
-  cpusAllowed: number[];
-  /** Per-server configuration from the command line (the wire for nic, addresses for ip, rules for pf). */
-  config: Record<string, Record<string, unknown>>;
-  release: string;
-  bootEpochMs: number;
-}
+export type { KernelInit } from "./state.ts";
 
 const KERNEL_SPIN = 200;
 const KERNEL_SLEEP_MS = 20;
 
-/** The kernel's state, shared by its parts, and its loop. */
-export class Kernel {
-  readonly init: KernelInit;
-  readonly slots: (Slot | undefined)[] = new Array(MAX_ENDPOINTS);
-  readonly byName = new Map<string, number>();
-  readonly doorbellSab = createDoorbell();
-  readonly doorbell = new Doorbell(this.doorbellSab);
-  /** One bit per endpoint: its outbox has messages (set by the sender). */
-  readonly pendingSab = new SharedArrayBuffer(MAX_ENDPOINTS / 8);
-  readonly pending = new Int32Array(this.pendingSab);
-  readonly kinfoSab = createKinfo();
-  readonly kinfo = new Int32Array(this.kinfoSab);
-  /** Set by shutdown: nothing is restarted or reported any more. */
-  stopping = false;
-  readonly stats = { routed: 0, rejected: 0, denied: 0, rounds: 0, sleeps: 0 };
-
-  readonly procs = new Procs(this);
-  readonly router = new Router(this);
-  readonly grants = new Grants(this);
-  readonly control = new Control(this);
-
-  constructor(init: KernelInit) {
-    this.init = init;
-  }
-
-  /** A message to the machine (main thread). */
-  host(msg: unknown): void {
-    parentPort?.postMessage(msg);
-  }
-
-  log(line: string): void {
-    this.host({ op: "log", line });
-  }
+/** The kernel: its state, its parts wired together, and its loop. */
+class Kernel extends KernelState implements KernelParts {
+  readonly router: Router = new Router(this, (from, m) => kernelCall(this, from, m));
+  readonly grants: Grants = new Grants(this, this.router);
+  readonly procs: Procs = new Procs(this, this.router, this.grants);
+  readonly control: Control = new Control(this, this.procs, this.router);
 
   ps(): ProcRow[] {
     return this.control.ps();

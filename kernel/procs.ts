@@ -11,7 +11,9 @@ import { PCB } from "../lib/sys/pcb.ts";
 import { KI, kinfoSet } from "../lib/sys/kinfo.ts";
 import { appEntry, type BootEntry } from "./table.ts";
 import { newSlot, type Slot } from "./slot.ts";
-import type { Kernel } from "./kernel.ts";
+import type { Grants } from "./grants.ts";
+import type { Router } from "./route.ts";
+import type { KernelState } from "./state.ts";
 
 const MAILBOX_BYTES = 64 * 1024;
 const READY_TIMEOUT_MS = 15_000;
@@ -20,7 +22,11 @@ const READY_TIMEOUT_MS = 15_000;
 export class Procs {
   private nextPid = 1;
 
-  constructor(private readonly k: Kernel) {}
+  constructor(
+    private readonly k: KernelState,
+    private readonly router: Router,
+    private readonly grants: Grants,
+  ) {}
 
   private addSlot(entry: BootEntry): Slot {
     let ep = 1;
@@ -91,7 +97,7 @@ export class Procs {
       extra: { ...this.extraFor(slot), ...extra },
     };
     // A restarted process gets back the channels and pools of its earlier generations.
-    init.extra.resources = k.grants.regrant(slot);
+    init.extra.resources = this.grants.regrant(slot);
     const gen = slot.gen;
     const w = new Worker(new URL("../lib/sys/crt0.ts", import.meta.url), {
       workerData: init,
@@ -102,7 +108,7 @@ export class Procs {
     w.on("message", (m: { op?: string; tid?: number; cpus?: number[]; line?: string; req?: number; to?: number; sab?: unknown; meta?: unknown }) => {
       if (slot.gen !== gen) return;
       if (m.op === "grant") {
-        k.grants.grantFrom(slot, m.req ?? 0, Number(m.to), m.sab, m.meta);
+        this.grants.grantFrom(slot, m.req ?? 0, Number(m.to), m.sab, m.meta);
         return;
       }
       if (m.op === "ready") {
@@ -113,8 +119,8 @@ export class Procs {
           `[boot] ep ${String(slot.ep).padStart(2)} ${slot.entry.name.padEnd(8)} ${slot.entry.kind.padEnd(6)} ` +
             `gen ${gen} pid ${slot.pid} tid ${slot.tid} cpu ${init.cpus.join(",")} -> sched_getaffinity {${slot.cpus.join(",")}}`,
         );
-        k.router.flushBacklog(slot);
-        if (gen > 0) k.grants.tellPeers(slot);
+        this.router.flushBacklog(slot);
+        if (gen > 0) this.grants.tellPeers(slot);
         for (const f of slot.onReady.splice(0)) f();
       } else if (m.op === "log" && typeof m.line === "string") {
         k.log(m.line);
@@ -164,7 +170,7 @@ export class Procs {
       if (s && s.pendingCall && s.pendingCall.target === slot.ep) {
         const id = s.pendingCall.id;
         s.pendingCall = null;
-        k.router.errorTo(s, id, 0, EINTR, `${slot.entry.name} died during the call`);
+        this.router.errorTo(s, id, 0, EINTR, `${slot.entry.name} died during the call`);
       }
     }
     slot.pendingCall = null;
@@ -179,7 +185,7 @@ export class Procs {
       // The syscall server closes whatever sockets the app left open.
       const sys = k.byName.get("syscall");
       const ss = sys === undefined ? undefined : k.slots[sys];
-      if (ss) k.router.deliver(ss, encodeMessage({ dst: ss.ep, src: KERNEL, type: NET.APP_EXITED, id: 0, flags: 0 }, { app: slot.ep }));
+      if (ss) this.router.deliver(ss, encodeMessage({ dst: ss.ep, src: KERNEL, type: NET.APP_EXITED, id: 0, flags: 0 }, { app: slot.ep }));
       return;
     }
     const why = slot.lastError ? `crashed: ${slot.lastError}` : `exited with code ${code}`;
@@ -191,7 +197,7 @@ export class Procs {
       return;
     }
     const payload = { ep: slot.ep, name: slot.entry.name, generation: gen, code, error: slot.lastError };
-    k.router.deliver(k.slots[rs]!, encodeMessage({ dst: rs, src: KERNEL, type: KC.EXITED, id: 0, flags: 0 }, payload));
+    this.router.deliver(k.slots[rs]!, encodeMessage({ dst: rs, src: KERNEL, type: KC.EXITED, id: 0, flags: 0 }, payload));
   }
 
   /** Terminates a process (if alive) and starts its next generation. */

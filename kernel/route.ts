@@ -9,9 +9,8 @@ import {
 import { KERNEL, MAX_ENDPOINTS } from "../lib/ipc/calls.ts";
 import { EAGAIN, EBADMSG, EMSGSIZE, EPERM, ESRCH } from "../lib/sys/errno.ts";
 import { NOTIFY } from "../lib/sys/proc.ts";
-import { kernelCall } from "./kcalls.ts";
 import type { Slot } from "./slot.ts";
-import type { Kernel } from "./kernel.ts";
+import type { KernelState } from "./state.ts";
 
 /** Messages the kernel holds for a process whose inbox is full (or that is restarting). */
 export const BACKLOG_MAX = 4096;
@@ -24,7 +23,14 @@ export class Router {
   /** Calls the kernel made, by id: each resolves with its reply. */
   private readonly awaiting = new Map<number, (m: Message) => void>();
 
-  constructor(private readonly k: Kernel) {}
+  /**
+   * `kernelCall` handles a message to the kernel that is not a reply (kcalls.ts, given
+   * by the kernel, which owns the parts the calls need).
+   */
+  constructor(
+    private readonly k: KernelState,
+    private readonly kernelCall: (from: Slot, m: Message) => void,
+  ) {}
 
   /** Puts a message into a process's inbox (or its backlog) and wakes it. */
   deliver(target: Slot, bytes: Uint8Array): boolean {
@@ -111,7 +117,7 @@ export class Router {
         }
         return;
       }
-      kernelCall(k, from, m);
+      this.kernelCall(from, m);
       return;
     }
     const target = m.dst >= 0 && m.dst < MAX_ENDPOINTS ? k.slots[m.dst] : undefined;
