@@ -31,22 +31,39 @@ interface State {
   stats: { rxNoBuffer: number; rxNoRing: number; rxTooBig: number; tx: number };
 }
 
-/** The layer's state over its links (a server of its own, or a layer of servers/stack.ts). */
-export function initLayer(proc: Proc, links: Links): State {
+/**
+ * The driver over its links: attached to the machine's wire (the machine owns the device,
+ * so every generation attaches to the same one), with its receive pool and the channel to
+ * pf, and the doorbell on an eventfd when the device has one (idle polls both).
+ */
+function attach(proc: Proc, links: Links, restarted: boolean): State {
   const spec = links.config.wire as WireSpec | undefined;
   const wire = spec ? attachWire(spec, new Int32Array(proc.init.machine, 0, 1)) : null;
   const pool = links.ownPool(RX_BUFFERS, RX_BUF_SIZE, ["pf", "ip", "tcp", "udp"]);
   links.openUp("pf");
   if (wire && wire.fd >= 0) proc.doorbell.setEventfd(eventfdCreate());
-  if (wire) proc.log(`attached to ${wire.name}${proc.init.generation > 0 ? " (restarted)" : ""}`);
+  if (wire) proc.log(`attached to ${wire.name}${restarted ? " (restarted)" : ""}`);
   return { links, wire, pool, stats: { rxNoBuffer: 0, rxNoRing: 0, rxTooBig: 0, tx: 0 } };
 }
 
-const init = (proc: Proc) => initLayer(proc, new Links(proc));
+/** A first start (a server of its own, or a layer of servers/stack.ts): a new receive pool lent to the stack, a channel to pf. */
+export function freshLayer(proc: Proc, links: Links): State {
+  return attach(proc, links, false);
+}
+
+/**
+ * After a restart: nothing is reloaded (the driver keeps no store). It re-attaches to the
+ * same device, finds its receive pool among those Links restored (its neighbours reclaim
+ * the buffers it held when the kernel tells them it restarted) and its channel to pf,
+ * and makes a new eventfd for its doorbell.
+ */
+export function restartLayer(proc: Proc, links: Links): State {
+  return attach(proc, links, true);
+}
 
 export const server: ServerDef<State> = {
-  initFresh: init,
-  initRestart: init,
+  initFresh: (p) => freshLayer(p, new Links(p)),
+  initRestart: (p) => restartLayer(p, new Links(p)),
   handlers: {
     ...linkHandlers<State>(),
     [SRV_CTL]: (s) => ({

@@ -8,7 +8,7 @@ import { appEntry, SERVERS, SERVERS_SINGLE, type BootEntry } from "./table.ts";
 import { openWire, type WireSpec } from "../drivers/wire.ts";
 import type { Backend } from "../drivers/backends/backend.ts";
 import type { KernelInit, ProcRow } from "./kernel.ts";
-import type { ProcSockStats } from "../libc/counters.ts";
+import type { ProcSockStats } from "../lib/sys/counters.ts";
 
 export const ROOT = fileURLToPath(new URL("..", import.meta.url)).replace(/\/$/, "");
 export const VERSION = "0.1.0";

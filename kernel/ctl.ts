@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import { ctlRequest, defaultCtlPath } from "./ctlproto.ts";
 import { formatPs } from "./psformat.ts";
 import { formatStats, formatStatsKinds } from "./statsformat.ts";
-import type { ProcSockStats } from "../libc/counters.ts";
+import type { ProcSockStats } from "../lib/sys/counters.ts";
 import type { ProcRow } from "./kernel.ts";
 
 const USAGE = `usage: npm run ctl -- [--ctl PATH] [--json] <command> [args]

@@ -1,6 +1,6 @@
 // `ctl stats` as tables for people: one row per process in the form of the paper's
 // Table 5.2, and one process's calls by kind.
-import type { ProcSockStats } from "../libc/counters.ts";
+import type { ProcSockStats } from "../lib/sys/counters.ts";
 
 /** A percentage as the paper prints it ("91.20 %"); "-" where there were no such calls. */
 export function fmtPct(p: number | null): string {

@@ -12,6 +12,7 @@
 //
 // All constants are the Linux values (the same on x86-64 and arm64).
 import type { ErrnoError } from "../lib/sys/errno.ts";
+import type { SocketStats } from "../lib/sys/counters.ts";
 
 export type { ErrnoError };
 
@@ -135,35 +136,8 @@ export interface SelectResult {
   writefds: Set<number>;
 }
 
-/** The counters of one kind of call (the fields of SocketStats, for one call name). */
-export interface SocketCallStats {
-  calls: number;
-  userspace: number;
-  syscalls: number;
-  wouldBlock: number;
-  blocked: number;
-  errors: number;
-}
-
-/**
- * Call counters, to compare backends (the columns of the paper's Table 5.2; libc/counters.ts).
- * calls: by call name ("recv", "epoll_wait", ...); total: their sum; syscalls: system calls
- * made (Linux: every call is one, a few retried ones more; newts: only the slow paths);
- * userspace: calls resolved with no system call; wouldBlock: calls that failed with EAGAIN
- * (or EINPROGRESS); errors: calls that threw any other errno; blocked: calls that had to
- * sleep (for select/poll/epoll_wait: the selects that blocked); kinds: every counter by call
- * name, for the names called at least once.
- */
-export interface SocketStats {
-  calls: Record<string, number>;
-  total: number;
-  syscalls: number;
-  userspace: number;
-  wouldBlock: number;
-  errors: number;
-  blocked?: number;
-  kinds?: Record<string, SocketCallStats>;
-}
+/** Call counters (lib/sys/counters.ts, beside the PCB layout they are read from). */
+export type { SocketCallStats, SocketStats } from "../lib/sys/counters.ts";
 
 /** The socket API of a libc backend. Each call throws ErrnoError on failure. */
 export interface SocketApi {

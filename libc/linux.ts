@@ -34,8 +34,10 @@
 //     read.i32 right after the failed call, before anything else can run on the thread. An
 //     instance belongs to the thread that made it (JS objects cannot cross workers anyway);
 //   - struct epoll_event is packed on x86-64 (12 bytes), naturally aligned on arm64 (16);
-//   - the first dlopen of a thread takes the machine's dlopen lock (lib/sys/ffi.ts).
-import { dlopen, FFIType, type Pointer, ptr as addressOf, read as peek } from "bun:ffi";
+//   - libc is loaded by lib/sys/ffi.ts's libcLoader: the first dlopen of a thread takes the
+//     machine's dlopen lock.
+import { FFIType, type Pointer, ptr as addressOf, read as peek } from "bun:ffi";
+import { libcLoader } from "../lib/sys/ffi.ts";
 import { EAFNOSUPPORT, EAGAIN, EBADF, EINPROGRESS, EINTR, EINVAL, ENOTSOCK, ErrnoError } from "../lib/sys/errno.ts";
 import { CALLS, K, processCounters, type SockCounters } from "./counters.ts";
 import {
@@ -63,56 +65,38 @@ import {
 
 const { i32, u32, i64, u64, ptr } = FFIType;
 
-function open() {
-  return dlopen("libc.so.6", {
-    socket: { args: [i32, i32, i32], returns: i32 },
-    bind: { args: [i32, ptr, u32], returns: i32 },
-    listen: { args: [i32, i32], returns: i32 },
-    accept4: { args: [i32, ptr, ptr, i32], returns: i32 },
-    connect: { args: [i32, ptr, u32], returns: i32 },
-    // ssize_t returns read as i32 (see the header).
-    read: { args: [i32, ptr, u64], returns: i32 },
-    write: { args: [i32, ptr, u64], returns: i32 },
-    readv: { args: [i32, ptr, i32], returns: i32 },
-    writev: { args: [i32, ptr, i32], returns: i32 },
-    recv: { args: [i32, ptr, u64, i32], returns: i32 },
-    send: { args: [i32, ptr, u64, i32], returns: i32 },
-    recvfrom: { args: [i32, ptr, u64, i32, ptr, ptr], returns: i32 },
-    sendto: { args: [i32, ptr, u64, i32, ptr, u32], returns: i32 },
-    sendmsg: { args: [i32, ptr, i32], returns: i32 },
-    shutdown: { args: [i32, i32], returns: i32 },
-    close: { args: [i32], returns: i32 },
-    fcntl: { args: [i32, i32, i64], returns: i32 },
-    setsockopt: { args: [i32, i32, i32, ptr, u32], returns: i32 },
-    getsockopt: { args: [i32, i32, i32, ptr, ptr], returns: i32 },
-    getsockname: { args: [i32, ptr, ptr], returns: i32 },
-    getpeername: { args: [i32, ptr, ptr], returns: i32 },
-    poll: { args: [ptr, u64, i32], returns: i32 },
-    epoll_create1: { args: [i32], returns: i32 },
-    epoll_ctl: { args: [i32, i32, i32, ptr], returns: i32 },
-    epoll_wait: { args: [i32, ptr, i32, i32], returns: i32 },
-    __errno_location: { args: [], returns: ptr },
-  });
-}
-
-type Libc = ReturnType<typeof open>["symbols"];
-
-let libc: Libc | null = null;
-
 /** Loads libc once per thread; `lock` is the machine's dlopen lock (cell 0), null where no other thread can be loading. */
-function loadLibc(lock: Int32Array | null): Libc {
-  if (libc) return libc;
-  if (lock) while (Atomics.compareExchange(lock, 0, 0, 1) !== 0) Atomics.wait(lock, 0, 1, 5);
-  try {
-    libc = open().symbols;
-  } finally {
-    if (lock) {
-      Atomics.store(lock, 0, 0);
-      Atomics.notify(lock, 0, 1);
-    }
-  }
-  return libc;
-}
+const loadLibc = libcLoader({
+  socket: { args: [i32, i32, i32], returns: i32 },
+  bind: { args: [i32, ptr, u32], returns: i32 },
+  listen: { args: [i32, i32], returns: i32 },
+  accept4: { args: [i32, ptr, ptr, i32], returns: i32 },
+  connect: { args: [i32, ptr, u32], returns: i32 },
+  // ssize_t returns read as i32 (see the header).
+  read: { args: [i32, ptr, u64], returns: i32 },
+  write: { args: [i32, ptr, u64], returns: i32 },
+  readv: { args: [i32, ptr, i32], returns: i32 },
+  writev: { args: [i32, ptr, i32], returns: i32 },
+  recv: { args: [i32, ptr, u64, i32], returns: i32 },
+  send: { args: [i32, ptr, u64, i32], returns: i32 },
+  recvfrom: { args: [i32, ptr, u64, i32, ptr, ptr], returns: i32 },
+  sendto: { args: [i32, ptr, u64, i32, ptr, u32], returns: i32 },
+  sendmsg: { args: [i32, ptr, i32], returns: i32 },
+  shutdown: { args: [i32, i32], returns: i32 },
+  close: { args: [i32], returns: i32 },
+  fcntl: { args: [i32, i32, i64], returns: i32 },
+  setsockopt: { args: [i32, i32, i32, ptr, u32], returns: i32 },
+  getsockopt: { args: [i32, i32, i32, ptr, ptr], returns: i32 },
+  getsockname: { args: [i32, ptr, ptr], returns: i32 },
+  getpeername: { args: [i32, ptr, ptr], returns: i32 },
+  poll: { args: [ptr, u64, i32], returns: i32 },
+  epoll_create1: { args: [i32], returns: i32 },
+  epoll_ctl: { args: [i32, i32, i32, ptr], returns: i32 },
+  epoll_wait: { args: [i32, ptr, i32, i32], returns: i32 },
+  __errno_location: { args: [], returns: ptr },
+});
+
+type Libc = ReturnType<typeof loadLibc>;
 
 const SOCKADDR_IN_LEN = 16;
 const IOV_LEN = 16; // struct iovec { void *base; size_t len; }

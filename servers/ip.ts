@@ -70,12 +70,8 @@ function configure(proc: Proc, links: Links): IpLayer {
   return ip;
 }
 
-/** The layer's state over its links (a server of its own, or a layer of servers/stack.ts). */
-export function initLayer(proc: Proc, links: Links): State {
-  const pool = links.ownPool(POOL_BUFFERS, POOL_BUF, ["pf", "nic", "tcp", "udp"]);
-  const saved = loadStore(links.store);
-  const ip = saved ? IpLayer.restore(saved, {}, clock()) : configure(proc, links);
-  if (!saved) saveStore(links.store, ip.snapshot());
+/** The layer over its links with the engine `ip`: its own pool, joined to tcp and udp. */
+function layerState(links: Links, pool: PoolOwner, ip: IpLayer): State {
   links.openUp("tcp");
   links.openUp("udp");
   const rnd = new Uint16Array(2);
@@ -84,6 +80,34 @@ export function initLayer(proc: Proc, links: Links): State {
     links, pool, ip, ident: rnd[0]!, pingIdent: rnd[1]!, pings: [], lastTick: 0, lastSave: 0,
     stats: { up: 0, down: 0, fastPath: 0, slowPath: 0, noBuffer: 0, noRing: 0, icmpErrors: 0 },
   };
+}
+
+/** The engine configured from the command line, saved at once so that a restart finds it. */
+function configured(proc: Proc, links: Links): IpLayer {
+  const ip = configure(proc, links);
+  saveStore(links.store, ip.snapshot());
+  return ip;
+}
+
+/**
+ * A first start (a server of its own, or a layer of servers/stack.ts): a new pool lent to
+ * the stack, the interface and routes of the command line, channels to tcp and udp.
+ */
+export function freshLayer(proc: Proc, links: Links): State {
+  const pool = links.ownPool(POOL_BUFFERS, POOL_BUF, ["pf", "nic", "tcp", "udp"]);
+  return layerState(links, pool, configured(proc, links));
+}
+
+/**
+ * After a restart: interfaces, routes and the ARP cache from the store (the command line's
+ * if the last generation saved nothing); its pool found among those Links restored and
+ * the channels to pf, tcp and udp restored with it (openUp opens those the last
+ * generation did not get to).
+ */
+export function restartLayer(proc: Proc, links: Links): State {
+  const pool = links.ownPool(POOL_BUFFERS, POOL_BUF, ["pf", "nic", "tcp", "udp"]);
+  const saved = loadStore(links.store);
+  return layerState(links, pool, saved ? IpLayer.restore(saved, {}, clock()) : configured(proc, links));
 }
 
 /** Copies a frame the engine built into ip's pool and sends it to pf. */
@@ -207,11 +231,9 @@ function onCall(s: State, proc: Proc, c: NetCall, now: number): void {
   act(s, proc, r.actions);
 }
 
-const init = (proc: Proc) => initLayer(proc, new Links(proc));
-
 export const server: ServerDef<State> = {
-  initFresh: init,
-  initRestart: init,
+  initFresh: (p) => freshLayer(p, new Links(p)),
+  initRestart: (p) => restartLayer(p, new Links(p)),
   handlers: {
     ...linkHandlers<State>(),
     [IPCALL.ROUTE]: (s, m: Message) => {

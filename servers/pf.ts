@@ -28,10 +28,8 @@ function compile(text: string): PacketFilter {
   return new PacketFilter(r.rules);
 }
 
-/** The layer's state over its links (a server of its own, or a layer of servers/stack.ts). */
-export function initLayer(proc: Proc, links: Links): State {
-  const saved = loadStore(links.store) as { rules?: string } | null;
-  const text = saved?.rules ?? String(links.config.rules ?? "");
+/** The layer over its links with the rules `text` (all passes if they do not compile), joined to ip. */
+function layerState(proc: Proc, links: Links, text: string): State {
   let filter: PacketFilter;
   try {
     filter = compile(text);
@@ -41,6 +39,22 @@ export function initLayer(proc: Proc, links: Links): State {
   }
   links.openUp("ip");
   return { links, filter, rulesText: text, lastExpire: 0, stats: { inPassed: 0, inBlocked: 0, outPassed: 0, outBlocked: 0, nonIp: 0, noRoute: 0 } };
+}
+
+/** A first start (a server of its own, or a layer of servers/stack.ts): the rules from the command line. */
+export function freshLayer(proc: Proc, links: Links): State {
+  return layerState(proc, links, String(links.config.rules ?? ""));
+}
+
+/**
+ * After a restart: the rules last loaded (`pf load`, saved in the store), else those of
+ * the command line. The channels to nic and ip come back with Links (restored by the
+ * kernel); openUp opens the one to ip only if the last generation died before it did.
+ * States are not kept: traffic rebuilds them.
+ */
+export function restartLayer(proc: Proc, links: Links): State {
+  const saved = loadStore(links.store) as { rules?: string } | null;
+  return layerState(proc, links, saved?.rules ?? String(links.config.rules ?? ""));
 }
 
 /** Moves frames from one port to the other through the filter. */
@@ -64,11 +78,9 @@ function pump(s: State, from: Port | undefined, to: Port | undefined, dir: "in" 
   });
 }
 
-const init = (proc: Proc) => initLayer(proc, new Links(proc));
-
 export const server: ServerDef<State> = {
-  initFresh: init,
-  initRestart: init,
+  initFresh: (p) => freshLayer(p, new Links(p)),
+  initRestart: (p) => restartLayer(p, new Links(p)),
   handlers: {
     ...linkHandlers<State>(),
     [SRV_CTL]: (s, m: Message, proc) => {

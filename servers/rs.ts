@@ -62,10 +62,21 @@ function watch(s: State, w: WatchInit): void {
   });
 }
 
-function init(proc: Proc): State {
+/** A first start: every server the kernel lists (with their PCBs) is watched. */
+function fresh(proc: Proc): State {
   const s: State = { watched: new Map(), lastScan: 0 };
   for (const w of (proc.init.extra.watch as WatchInit[] | undefined) ?? []) watch(s, w);
   return s;
+}
+
+/**
+ * After a restart (the kernel restarts rs itself): rs keeps no store and holds no channel
+ * or pool. The kernel gives every generation the full watch list, so the new one watches
+ * every server afresh, each with a new start grace; the backoff history and the restarts
+ * the dead generation had scheduled are not kept.
+ */
+function restart(proc: Proc): State {
+  return fresh(proc);
 }
 
 /** Backoff before the next restart: none for the first in the window, then doubling. */
@@ -84,8 +95,8 @@ function schedule(w: Watched, reason: string, now: number, proc: Proc): void {
 }
 
 export const server: ServerDef<State> = {
-  initFresh: init,
-  initRestart: init,
+  initFresh: fresh,
+  initRestart: restart,
   handlers: {
     [KC.EXITED]: (s, m: Message, proc) => {
       const p = m.payload as { ep: number; code: number; error?: string };

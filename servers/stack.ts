@@ -1,6 +1,6 @@
 // The single stack (`--stack single`, the paper's combined stack): the driver,
 // pf, ip, udp and tcp layers in one server, for small machines. Each layer runs
-// the very code of its own server (initLayer, handlers, poll) over Links whose
+// the very code of its own server (freshLayer or restartLayer, handlers, poll) over Links whose
 // ports are in-process queues and whose calls are function calls; packets still
 // move as descriptors into the same pools. The kernel knows this server by the
 // layers' names too, so the syscall server and ctl reach it unchanged.
@@ -41,14 +41,16 @@ interface State {
   byName: Map<string, Layer>;
 }
 
-function init(proc: Proc): State {
+/** What every layer module exports (drivers/nic.ts, servers/{pf,ip,udp,tcp}.ts). */
+type LayerInit = (proc: Proc, links: Links) => unknown;
+
+/**
+ * The layers over one set of pools, joined by local ports. `ownedLeft`: the pools of an
+ * earlier generation, in creation order (each layer's ownPool takes the next); `restart`:
+ * each layer starts with its restartLayer (else its freshLayer).
+ */
+function build(proc: Proc, ownedLeft: PoolOwner[], restart: boolean): State {
   const pools = new PoolSet();
-  const ownedLeft: PoolOwner[] = [];
-  for (const r of proc.restored()) {
-    if (r.kind !== "pool") continue;
-    const p = proc.attachPool(r.info);
-    if (p instanceof PoolOwner) ownedLeft.push(p);
-  }
   const calls: SingleStack["calls"] = new Map();
   const links = new Map<string, Links>();
   LAYERS.forEach(({ name }, i) => {
@@ -66,7 +68,7 @@ function init(proc: Proc): State {
   const layers: Layer[] = LAYERS.map(({ name, mod }) => ({
     name,
     def: mod.server as unknown as AnyDef,
-    s: (mod.initLayer as (p: Proc, l: Links) => unknown)(proc, links.get(name)!),
+    s: ((restart ? mod.restartLayer : mod.freshLayer) as LayerInit)(proc, links.get(name)!),
   }));
   const byName = new Map(layers.map((l) => [l.name, l]));
   // ip's calls, as function calls for the transports.
@@ -77,6 +79,26 @@ function init(proc: Proc): State {
   }
   calls.set("ip", ipCalls);
   return { layers, byName };
+}
+
+/** A first start: the layers make their pools and channels. */
+function fresh(proc: Proc): State {
+  return build(proc, [], false);
+}
+
+/**
+ * After a restart: the stack re-attaches the pools it owned (the kernel re-grants them;
+ * there is no channel, its layers are joined in-process) and hands them to the layers in
+ * creation order; each layer reloads its part of the store in its restartLayer.
+ */
+function restart(proc: Proc): State {
+  const ownedLeft: PoolOwner[] = [];
+  for (const r of proc.restored()) {
+    if (r.kind !== "pool") continue;
+    const p = proc.attachPool(r.info);
+    if (p instanceof PoolOwner) ownedLeft.push(p);
+  }
+  return build(proc, ownedLeft, true);
 }
 
 function fakeMessage(proc: Proc, type: number, payload: unknown): Message {
@@ -95,8 +117,8 @@ const byLayer: Handler<State> = (s, m, proc) => {
 };
 
 export const server: ServerDef<State> = {
-  initFresh: init,
-  initRestart: init,
+  initFresh: fresh,
+  initRestart: restart,
   handlers: {
     [NET.CALL]: byLayer,
     [SRV_CTL]: byLayer,

@@ -52,7 +52,8 @@ interface State {
 
 const MAX_FDS = 1024;
 
-function init(proc: Proc): State {
+/** A first start: the process information table and the boot facts (from the kernel), no fds, nothing held. */
+function fresh(proc: Proc): State {
   const x = proc.init.extra as { kinfo: SharedArrayBuffer; bootEpochMs: number; release: string };
   return {
     kinfo: new Int32Array(x.kinfo), bootEpochMs: x.bootEpochMs, release: x.release, sleepers: [],
@@ -140,11 +141,19 @@ function toArenaServer(s: State, m: Message, proc: Proc): typeof NO_REPLY {
   return forward(s, proc, m, name as string, undefined);
 }
 
+/**
+ * After a restart: nothing is reloaded (no store) and nothing re-attached but what the
+ * kernel hands every generation (the process information table, the boot facts). Sleepers and
+ * forwarded calls of the dead generation got EINTR from the kernel (their callers were
+ * blocked on us); fd tables are rebuilt as apps make new sockets.
+ */
+function restart(proc: Proc): State {
+  return fresh(proc);
+}
+
 export const server: ServerDef<State> = {
-  initFresh: init,
-  // Sleepers and forwarded calls of the dead generation got EINTR from the kernel
-  // (their callers were blocked on us); fd tables are rebuilt as apps make new sockets.
-  initRestart: init,
+  initFresh: fresh,
+  initRestart: restart,
   handlers: {
     [SYS.GETPID]: (s, m) => kinfoGet(s.kinfo, m.src, KI.PID),
     [SYS.GETPPID]: (s, m) => kinfoGet(s.kinfo, m.src, KI.PPID),

@@ -510,3 +510,5 @@ export const server: ServerDef<State> = {
     s.arenas.idle(proc, ms, () => server.poll!(s, proc));
   },
 };
+export const freshLayer = initLayer;
+export const restartLayer = initLayer;

@@ -33,7 +33,7 @@
 // Limitations: TCP only (no UDP forwarding); the host side only binds 127.0.0.1 and
 // only accepts, it never connects anywhere (no outbound NAT, no DNS at 10.0.2.3);
 // IPv4 fragments addressed to the gateway are dropped.
-import { EAGAIN, ECONNRESET, EINTR, ErrnoError } from "../../lib/sys/errno.ts";
+import { EAGAIN, ECONNABORTED, ECONNRESET, EINTR, ErrnoError } from "../../lib/sys/errno.ts";
 import { formatIpv4Addr, inSubnet, isBroadcastMac, macEqual, parseIpv4Addr, parseMac } from "../../lib/net/addr.ts";
 import { ArpOp, emitArp, parseArp, ARP_LEN } from "../../lib/net/arp.ts";
 import { emitEthernet, ETHERNET_HEADER_LEN, EtherType, parseEthernet } from "../../lib/net/ethernet.ts";
@@ -62,7 +62,6 @@ const QUEUE_MAX = 16384;
 const ACCEPTS_PER_PASS = 64;
 /** After accept4 fails (EMFILE...), listeners leave the epoll set this long, so a readable listener cannot spin the driver. */
 const ACCEPT_BACKOFF_MS = 100;
-const ECONNABORTED = 103;
 const EVENTS = 256;
 /** struct epoll_event is packed on x86-64 (12 bytes), naturally aligned elsewhere (16). */
 const EV_SIZE = process.arch === "x64" ? 12 : 16;

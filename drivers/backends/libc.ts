@@ -1,6 +1,7 @@
 // The libc calls the NIC backends need (open, ioctl, read, write, UDP/TCP sockets, poll, epoll, timerfd) through bun:ffi.
 // All are used nonblocking from synchronous loops. The first dlopen takes the machine's dlopen lock.
-import { dlopen, FFIType, read as peek } from "bun:ffi";
+import { FFIType, read as peek } from "bun:ffi";
+import { libcLoader } from "../../lib/sys/ffi.ts";
 
 const { i32, u32, u64, ptr } = FFIType;
 
@@ -37,54 +38,38 @@ export const CLOCK_MONOTONIC = 1;
 export const TFD_NONBLOCK = 0o4000;
 export const TFD_CLOEXEC = 0o2000000;
 
-function open() {
-  return dlopen("libc.so.6", {
-    open: { args: [ptr, i32, i32], returns: i32 },
-    close: { args: [i32], returns: i32 },
-    // ssize_t returns are read as i32: frames are < 2^31 bytes and -1 stays -1 in the low half.
-    read: { args: [i32, ptr, u64], returns: i32 },
-    write: { args: [i32, ptr, u64], returns: i32 },
-    ioctl: { args: [i32, u64, ptr], returns: i32 },
-    socket: { args: [i32, i32, i32], returns: i32 },
-    bind: { args: [i32, ptr, u32], returns: i32 },
-    getsockname: { args: [i32, ptr, ptr], returns: i32 },
-    setsockopt: { args: [i32, i32, i32, ptr, u32], returns: i32 },
-    sendto: { args: [i32, ptr, u64, i32, ptr, u32], returns: i32 },
-    recvfrom: { args: [i32, ptr, u64, i32, ptr, ptr], returns: i32 },
-    poll: { args: [ptr, u64, i32], returns: i32 },
-    listen: { args: [i32, i32], returns: i32 },
-    accept4: { args: [i32, ptr, ptr, i32], returns: i32 },
-    shutdown: { args: [i32, i32], returns: i32 },
-    epoll_create1: { args: [i32], returns: i32 },
-    epoll_ctl: { args: [i32, i32, i32, ptr], returns: i32 },
-    epoll_wait: { args: [i32, ptr, i32, i32], returns: i32 },
-    timerfd_create: { args: [i32, i32], returns: i32 },
-    timerfd_settime: { args: [i32, i32, ptr, ptr], returns: i32 },
-    __errno_location: { args: [], returns: ptr },
-  });
-}
+const loadNetLibc = libcLoader({
+  open: { args: [ptr, i32, i32], returns: i32 },
+  close: { args: [i32], returns: i32 },
+  // ssize_t returns are read as i32: frames are < 2^31 bytes and -1 stays -1 in the low half.
+  read: { args: [i32, ptr, u64], returns: i32 },
+  write: { args: [i32, ptr, u64], returns: i32 },
+  ioctl: { args: [i32, u64, ptr], returns: i32 },
+  socket: { args: [i32, i32, i32], returns: i32 },
+  bind: { args: [i32, ptr, u32], returns: i32 },
+  getsockname: { args: [i32, ptr, ptr], returns: i32 },
+  setsockopt: { args: [i32, i32, i32, ptr, u32], returns: i32 },
+  sendto: { args: [i32, ptr, u64, i32, ptr, u32], returns: i32 },
+  recvfrom: { args: [i32, ptr, u64, i32, ptr, ptr], returns: i32 },
+  poll: { args: [ptr, u64, i32], returns: i32 },
+  listen: { args: [i32, i32], returns: i32 },
+  accept4: { args: [i32, ptr, ptr, i32], returns: i32 },
+  shutdown: { args: [i32, i32], returns: i32 },
+  epoll_create1: { args: [i32], returns: i32 },
+  epoll_ctl: { args: [i32, i32, i32, ptr], returns: i32 },
+  epoll_wait: { args: [i32, ptr, i32, i32], returns: i32 },
+  timerfd_create: { args: [i32, i32], returns: i32 },
+  timerfd_settime: { args: [i32, i32, ptr, ptr], returns: i32 },
+  __errno_location: { args: [], returns: ptr },
+});
 
-export type NetLibc = ReturnType<typeof open>["symbols"];
-
-let libc: NetLibc | null = null;
+export type NetLibc = ReturnType<typeof loadNetLibc>;
 
 /**
- * Loads libc once per thread. `lock` is the machine's dlopen lock (an Int32Array whose cell 0 is
- * the lock, the same one lib/sys/ffi.ts takes); null where no other thread can be loading.
+ * Loads libc once per thread (lib/sys/ffi.ts: libcLoader). `lock` is the machine's dlopen lock
+ * (an Int32Array whose cell 0 is the lock); null where no other thread can be loading.
  */
-export function netLibc(lock: Int32Array | null = null): NetLibc {
-  if (libc) return libc;
-  if (lock) while (Atomics.compareExchange(lock, 0, 0, 1) !== 0) Atomics.wait(lock, 0, 1, 5);
-  try {
-    libc = open().symbols;
-  } finally {
-    if (lock) {
-      Atomics.store(lock, 0, 0);
-      Atomics.notify(lock, 0, 1);
-    }
-  }
-  return libc;
-}
+export const netLibc: (lock?: Int32Array | null) => NetLibc = loadNetLibc;
 
 /** errno of the last failed call on this thread; read it right after the call that failed. */
 export function errno(): number {

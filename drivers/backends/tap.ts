@@ -1,12 +1,11 @@
 // The TAP backend: a Linux TAP device opened through /dev/net/tun with bun:ffi, nonblocking, no packet info.
 import { existsSync } from "node:fs";
-import { EAGAIN, EBUSY, EPERM, ErrnoError } from "../../lib/sys/errno.ts";
+import { EACCES, EAGAIN, EBUSY, EPERM, ErrnoError } from "../../lib/sys/errno.ts";
 import { type Backend, type BackendStats, MAX_FRAME, MIN_FRAME, macOf, zeroStats } from "./backend.ts";
 import { cstr, errno, netLibc, O_CLOEXEC, O_NONBLOCK, O_RDWR } from "./libc.ts";
 
 // <linux/if_tun.h>: TUNSETIFF = _IOW('T', 202, int); flags for ifr_flags.
 const TUNSETIFF = 0x400454ca;
-const EACCES = 13; // not in lib/sys/errno.ts
 const IFF_TAP = 0x0002;
 const IFF_NO_PI = 0x1000;
 

@@ -43,15 +43,8 @@ import {
   TX_PROD_WANT,
   bufferLayout,
 } from "./abi.ts";
+import { EAGAIN, EBADF, ECONNRESET, EINVAL, EIO, EMSGSIZE, EPIPE } from "../sys/errno.ts";
 
-// Linux errno values (as lib/sys/errno.ts).
-const EBADF = 9;
-const EAGAIN = 11;
-const EINVAL = 22;
-const EPIPE = 32;
-const EMSGSIZE = 90;
-const EIO = 5;
-const ECONNRESET = 104;
 
 /** What a SockApp needs from its arena: the activity page. */
 export interface ActivitySink {

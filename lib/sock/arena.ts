@@ -43,12 +43,8 @@ import {
 } from "./abi.ts";
 import { type ActivitySink, SockApp } from "./app.ts";
 import { SockStack } from "./stack.ts";
+import { EBADF, EBUSY, EINVAL, ENFILE, ENOMEM } from "../sys/errno.ts";
 
-const ENOMEM = 12;
-const ENFILE = 23;
-const EINVAL = 22;
-const EBUSY = 16;
-const EBADF = 9;
 
 export interface StackArenaOptions {
   /** Socket slots (a multiple of 32); the control SAB is sized for them. */

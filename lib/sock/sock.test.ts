@@ -61,12 +61,7 @@ import {
 } from "./abi.ts";
 import { AppArena, StackArena } from "./arena.ts";
 import type { SockStack, TxDesc } from "./stack.ts";
-
-const EAGAIN = 11;
-const EPIPE = 32;
-const EMSGSIZE = 90;
-const ECONNRESET = 104;
-const ECONNREFUSED = 111;
+import { EAGAIN, ECONNREFUSED, ECONNRESET, EMSGSIZE, EPIPE } from "../sys/errno.ts";
 
 const SMALL: Geometry = { txSlots: 4, txData: 64, rxSlots: 4, rxData: 64 };
 

@@ -60,8 +60,7 @@ import {
   markActive,
   wakeApp,
 } from "./abi.ts";
-
-const ECONNRESET = 104;
+import { ECONNRESET } from "../sys/errno.ts";
 
 /**
  * One validated TX descriptor, as drainTx hands it to its callback. The object is

@@ -36,6 +36,8 @@ export const EOPNOTSUPP = 95;
 export const EMFILE = 24;
 export const EACCES = 13;
 export const ENOBUFS = 105;
+export const ENFILE = 23;
+export const ECONNABORTED = 103;
 
 const NAMES: Record<number, string> = {
   [EPERM]: "EPERM", [ENOENT]: "ENOENT", [ESRCH]: "ESRCH", [EINTR]: "EINTR", [EIO]: "EIO",

@@ -14,15 +14,15 @@
 //         [7] GEN        generation (restart count of this endpoint), set by the kernel
 //         [8..15]        reserved (the first 64 bytes are the original PCB)
 //
-// libc's socket-call counters (libc/counters.ts), from byte 64. The process writes
-// them with plain stores (no atomics on the hot path); readers take each Float64
-// as it is (an aligned 8-byte store does not tear on x86-64 or arm64, and a count
+// libc's socket-call counters, from byte 64 (written by libc/counters.ts, read by
+// lib/sys/counters.ts). The process writes them with plain stores (no atomics on the
+// hot path); readers take each Float64 as it is (an aligned 8-byte store does not tear on x86-64 or arm64, and a count
 // read while the process runs may be one behind).
 //
 //   Int32 [16] SOCK_MAGIC    SOCK_MAGIC_V1 once libc's socket API claimed the area
 //                            (Atomics.compareExchange from 0: one owner per process); 0: unused
-//         [17] SOCK_BACKEND  which backend counts here (libc/counters.ts: SOCK_BACKENDS)
-//         [18] SOCK_KINDS    call kinds in use (<= SOCK_MAX_KINDS; libc/counters.ts: CALLS)
+//         [17] SOCK_BACKEND  which backend counts here (lib/sys/counters.ts: SOCK_BACKENDS)
+//         [18] SOCK_KINDS    call kinds in use (<= SOCK_MAX_KINDS; lib/sys/counters.ts: CALLS)
 //         [19]               reserved
 //   Float64 from byte SOCK_DATA: SOCK_FIELDS arrays of SOCK_MAX_KINDS counts, one array
 //         per field (SockField), indexed by call kind:

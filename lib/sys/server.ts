@@ -17,9 +17,13 @@ export const NO_REPLY: unique symbol = Symbol("NO_REPLY");
 export type Handler<S> = (s: S, m: Message, proc: Proc) => unknown;
 
 export interface ServerDef<S> {
-  /** State for a first start. */
+  /** State for a first start (generation 0). */
   initFresh(proc: Proc): S;
-  /** State after a restart: re-attach what survived in shared memory. Defaults to initFresh. */
+  /**
+   * State after a restart (generation > 0), as MINIX's SEF init-restart: what the server
+   * reloads (its store), re-attaches (pools, channels, a device) and re-announces is
+   * written here. Defaults to initFresh (a server with nothing to get back).
+   */
   initRestart?(proc: Proc): S;
   /** Message type -> handler. Its return value is the reply payload. */
   handlers: Record<number, Handler<S>>;

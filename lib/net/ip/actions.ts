@@ -4,10 +4,8 @@ import type { QuotedDatagram } from "../icmp.ts";
 import type { ArpOptions } from "./arp.ts";
 import type { ReasmOptions } from "./frag.ts";
 
-// Linux numbers, missing from lib/sys/errno.ts (which this layer must not edit).
-export const EADDRNOTAVAIL = 99;
-export const ENETUNREACH = 101;
-export const EHOSTUNREACH = 113;
+// The errnos the engine fails with, re-exported for its users.
+export { EADDRNOTAVAIL, EHOSTUNREACH, ENETUNREACH } from "../../sys/errno.ts";
 
 /** A datagram for a transport (TCP, UDP, or another registered protocol). */
 export interface Delivery {
