@@ -9,12 +9,12 @@ import { type HangRule, isHung, sampleThread, type ThreadSample } from "../lib/s
 
 /**
  * How a silent server is judged (lib/sys/threadstat.ts): silence over 300 ms is a hang
- * if in it the thread used 100 ms of CPU without beating (a loop) or woke up twice
+ * if in it the thread used 100 ms of CPU without beating (a loop) or woke up three times
  * without beating (a wait that never ends); a thread that did neither was not let run
  * (starved on a crowded host, or blocked behind another thread), and only silence over
  * 5 s is judged against it.
  */
-export const HANG_RULE: HangRule = { silentMs: 300, busyCpuMs: 100, wakes: 2, anyMs: 5000 };
+export const HANG_RULE: HangRule = { silentMs: 300, busyCpuMs: 100, wakes: 3, anyMs: 5000 };
 /** Silence after which rs samples the thread, to compare with later (an idle server beats every 50 ms). */
 const SAMPLE_AFTER_MS = 60;
 /** A scan of rs this much later than due means the host stalled us all (see poll). */
