@@ -117,6 +117,11 @@ export class TcpConnection {
     return this.c.snd.length;
   }
 
+  /** Memory the connection's send and receive buffers hold (none in TIME-WAIT or CLOSED once drained). */
+  get bufferBytes(): number {
+    return this.c.snd.allocated + this.c.rcv.allocated;
+  }
+
   /** In-order bytes waiting for recv(). */
   get readableBytes(): number {
     return this.c.rcv.length;
@@ -141,6 +146,8 @@ export class TcpConnection {
       const edge = (t.rcvNxt + this.c.rcv.window) >>> 0;
       if (seqSub(edge, t.rcvAdv) >= Math.min(this.c.rcv.capacity >>> 1, t.rcvMss)) t.ackNow = true;
     }
+    // The last bytes of a connection that is done: its buffer goes (TIME-WAIT lasts minutes).
+    if (t.state === TcpState.TIME_WAIT || t.state === TcpState.CLOSED) this.c.rcv.release();
     return data;
   }
 

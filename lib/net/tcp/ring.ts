@@ -19,6 +19,11 @@ class Ring {
 
   constructor(readonly capacity: number) {}
 
+  /** Bytes of memory the ring holds now (0 until first use and after release). */
+  get allocated(): number {
+    return this.mem?.length ?? 0;
+  }
+
   protected get buf(): Uint8Array {
     return (this.mem ??= new Uint8Array(this.capacity));
   }
@@ -43,6 +48,22 @@ class Ring {
     out.set(this.buf.subarray(pos, pos + first), 0);
     if (first < n) out.set(this.buf.subarray(0, n - first), first);
     return out;
+  }
+
+  /**
+   * Gives the memory back while the ring holds nothing (it is allocated again on next
+   * use): a connection that is done with its data (TIME-WAIT, CLOSED) keeps no buffer,
+   * so thousands of them waiting out 2*MSL cost no more than their control blocks.
+   */
+  release(): void {
+    if (this.length !== 0 || !this.idle()) return;
+    this.mem = undefined;
+    this.head = 0;
+  }
+
+  /** Whether nothing but `length` bytes from head is stored (a receive queue also holds out-of-order ranges). */
+  protected idle(): boolean {
+    return true;
   }
 
   /** Drop `n` bytes from the front. */
@@ -93,6 +114,10 @@ export class RecvBuffer extends Ring {
 
   constructor(capacity: number, private readonly maxRanges: number) {
     super(capacity);
+  }
+
+  protected override idle(): boolean {
+    return this.ranges.length === 0;
   }
 
   /** Free space past the in-order bytes: the receive window. */

@@ -383,6 +383,8 @@ export function enterClosed(c: Conn, why?: "reset" | "timed-out"): void {
   t.state = TcpState.CLOSED;
   clearTimers(t);
   t.ackNow = false;
+  c.snd.release();
+  c.rcv.release(); // unless bytes wait for the app: it may still read them after a FIN or reset
   if (why) emit(c, why);
   emit(c, "closed");
 }
@@ -393,4 +395,6 @@ export function enterTimeWait(c: Conn, now: number): void {
   t.state = TcpState.TIME_WAIT;
   clearTimers(t);
   t.timeWaitDeadline = now + 2 * c.cfg.mslMs;
+  c.snd.release(); // all of it was ACKed, the FIN too
+  c.rcv.release();
 }

@@ -102,6 +102,8 @@ describe("both directions at once, through loss, across configurations", () => {
       expect([nUp, nDown]).toEqual([size, size]);
       expect(Buffer.from(gotUp).equals(Buffer.from(up))).toBe(true);
       expect(Buffer.from(gotDown).equals(Buffer.from(down))).toBe(true);
+      // done with their data, the TIME-WAIT and CLOSED ends hold no buffer memory
+      expect([c.bufferBytes, s!.bufferBytes]).toEqual([0, 0]);
     });
   }
 });
