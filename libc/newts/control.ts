@@ -13,7 +13,7 @@ import {
   SO_ACCEPTCONN, SO_ERROR, SO_KEEPALIVE, SO_LINGER, SO_RCVBUF, SO_SNDBUF, SO_TYPE, SOCK_STREAM, type SockAddr, SOL_NEWTS, SOL_SOCKET,
   TCP_NODELAY,
 } from "../api.ts";
-import type { SocketCore } from "./core.ts";
+import { SocketData } from "./data.ts";
 import { attachSegments, type Fd, streamState } from "./fd.ts";
 
 /** The power of two from lo up to hi that first reaches v. */
@@ -32,91 +32,6 @@ function ringOption(level: number, name: number, v: number): Record<string, numb
   return null;
 }
 
-export function fcntl(c: SocketCore, fd: number, cmd: number, arg: number): number {
-  const k = K.fcntl;
-  c.enter(k);
-  const ep = c.eps.get(fd);
-  const e = ep ? null : c.entry(k, "fcntl", fd);
-  switch (cmd) {
-    case F_GETFL:
-      c.ok(k);
-      return O_RDWR | (e?.nonblock ? O_NONBLOCK : 0);
-    case F_SETFL:
-      c.ok(k);
-      if (e) e.nonblock = (arg & O_NONBLOCK) !== 0;
-      return 0;
-    case F_GETFD:
-      c.ok(k);
-      return (e ? e.cloexec : ep!.cloexec) ? FD_CLOEXEC : 0;
-    case F_SETFD:
-      c.ok(k);
-      if (e) e.cloexec = (arg & FD_CLOEXEC) !== 0;
-      else ep!.cloexec = (arg & FD_CLOEXEC) !== 0;
-      return 0;
-    default:
-      c.raise(c.deny(k, EINVAL), "fcntl", fd);
-  }
-}
-
-export function setsockopt(c: SocketCore, fd: number, level: number, name: number, value: number | Linger): void {
-  const k = K.setsockopt;
-  c.enter(k);
-  const e = c.entry(k, "setsockopt", fd);
-  if (level === SOL_SOCKET && name === SO_LINGER) {
-    if (typeof value !== "object" || value === null) c.raise(c.deny(k, EINVAL), "setsockopt", fd);
-    e.linger = { onoff: !!value.onoff, linger: Math.max(0, Math.trunc(value.linger)) };
-    c.ok(k);
-    return;
-  }
-  if (typeof value !== "number") c.raise(c.deny(k, EINVAL), "setsockopt", fd);
-  const ring = ringOption(level, name, value);
-  if (ring) {
-    // the socket gets rings of the new size (the stack's system call; EBUSY with data in flight)
-    if (!Number.isFinite(value) || value <= 0) c.raise(c.deny(k, EINVAL), "setsockopt", fd);
-    const r = c.sys(k, "setsockopt", fd, SYS.SOCK_RESIZE, { server: e.ar.name, slot: e.slot, ...ring }) as { segments?: unknown };
-    attachSegments(c, e.ar, r?.segments);
-    const sock = e.ar.arena.open(e.slot, e.sock.gen);
-    if (!sock) {
-      c.counters.error(k);
-      throw new ErrnoError(EBADF, `setsockopt(${fd}): the resized socket buffer is gone`);
-    }
-    e.sock = sock;
-    return;
-  }
-  if (e.type === SOCK_STREAM && ((level === IPPROTO_TCP && name === TCP_NODELAY) || (level === SOL_SOCKET && name === SO_KEEPALIVE))) {
-    // the connection's own behaviour: the stack is told (a system call, as on Linux)
-    const on = value !== 0;
-    c.sys(k, "setsockopt", fd, SYS.SOCK_OPT, { server: e.ar.name, slot: e.slot, ...(name === TCP_NODELAY && level === IPPROTO_TCP ? { nodelay: on } : { keepalive: on }) });
-  } else c.ok(k);
-  e.opts.set(`${level}:${name}`, value);
-}
-
-export function getsockopt(c: SocketCore, fd: number, level: number, name: number): number | Linger {
-  const k = K.getsockopt;
-  c.enter(k);
-  const e = c.entry(k, "getsockopt", fd);
-  c.ok(k);
-  if (level === SOL_SOCKET) {
-    switch (name) {
-      case SO_LINGER:
-        return { ...e.linger };
-      case SO_TYPE:
-        return e.type;
-      case SO_ACCEPTCONN:
-        return e.listening ? 1 : 0;
-      case SO_ERROR:
-        return soError(e);
-      case SO_SNDBUF:
-        return e.sock.geometry().txData;
-      case SO_RCVBUF:
-        return e.sock.geometry().rxData;
-    }
-  }
-  if (level === SOL_NEWTS && name === NEWTS_TX_SLOTS) return e.sock.geometry().txSlots;
-  if (level === SOL_NEWTS && name === NEWTS_RX_SLOTS) return e.sock.geometry().rxSlots;
-  return e.opts.get(`${level}:${name}`) ?? 0;
-}
-
 /** SO_ERROR: a connect's result or a reset's errno, consumed (0 when none is pending). */
 function soError(e: Fd): number {
   if (e.type !== SOCK_STREAM) return 0;
@@ -131,31 +46,121 @@ function soError(e: Fd): number {
   return er > 0 ? er : 0;
 }
 
-export function getsockname(c: SocketCore, fd: number): SockAddr {
-  const k = K.getsockname;
-  c.enter(k);
-  const e = c.entry(k, "getsockname", fd);
-  if (e.type === SOCK_STREAM) {
-    c.ok(k);
-    const [addr, port] = e.sock.localAddr();
-    return { addr, port };
+/** fcntl, setsockopt/getsockopt, getsockname and getpeername. */
+export class SocketControl extends SocketData {
+  fcntl(fd: number, cmd: number, arg = 0): number {
+    const k = K.fcntl;
+    this.enter(k);
+    const ep = this.eps.get(fd);
+    const e = ep ? null : this.entry(k, "fcntl", fd);
+    switch (cmd) {
+      case F_GETFL:
+        this.ok(k);
+        return O_RDWR | (e?.nonblock ? O_NONBLOCK : 0);
+      case F_SETFL:
+        this.ok(k);
+        if (e) e.nonblock = (arg & O_NONBLOCK) !== 0;
+        return 0;
+      case F_GETFD:
+        this.ok(k);
+        return (e ? e.cloexec : ep!.cloexec) ? FD_CLOEXEC : 0;
+      case F_SETFD:
+        this.ok(k);
+        if (e) e.cloexec = (arg & FD_CLOEXEC) !== 0;
+        else ep!.cloexec = (arg & FD_CLOEXEC) !== 0;
+        return 0;
+      default:
+        this.raise(this.deny(k, EINVAL), "fcntl", fd);
+    }
   }
-  const r = c.sys(k, "getsockname", fd, SYS.GETSOCKNAME, { fd: e.sysfd }) as SockAddr;
-  return { addr: r.addr >>> 0, port: r.port };
-}
 
-export function getpeername(c: SocketCore, fd: number): SockAddr {
-  const k = K.getpeername;
-  c.enter(k);
-  const e = c.entry(k, "getpeername", fd);
-  if (e.type === SOCK_STREAM) {
-    streamState(e);
-    if (!e.connected) c.raise(c.deny(k, ENOTCONN), "getpeername", fd);
-    c.ok(k);
-    const [addr, port] = e.sock.peerAddr();
-    return { addr, port };
+  setsockopt(fd: number, level: number, name: number, value: number | Linger): void {
+    const k = K.setsockopt;
+    this.enter(k);
+    const e = this.entry(k, "setsockopt", fd);
+    if (level === SOL_SOCKET && name === SO_LINGER) {
+      if (typeof value !== "object" || value === null) this.raise(this.deny(k, EINVAL), "setsockopt", fd);
+      e.linger = { onoff: !!value.onoff, linger: Math.max(0, Math.trunc(value.linger)) };
+      this.ok(k);
+      return;
+    }
+    if (typeof value !== "number") this.raise(this.deny(k, EINVAL), "setsockopt", fd);
+    const ring = ringOption(level, name, value);
+    if (ring) {
+      // the socket gets rings of the new size (the stack's system call; EBUSY with data in flight)
+      if (!Number.isFinite(value) || value <= 0) this.raise(this.deny(k, EINVAL), "setsockopt", fd);
+      const r = this.sys(k, "setsockopt", fd, SYS.SOCK_RESIZE, { server: e.ar.name, slot: e.slot, ...ring }) as { segments?: unknown };
+      attachSegments(this, e.ar, r?.segments);
+      const sock = e.ar.arena.open(e.slot, e.sock.gen);
+      if (!sock) {
+        this.counters.error(k);
+        throw new ErrnoError(EBADF, `setsockopt(${fd}): the resized socket buffer is gone`);
+      }
+      e.sock = sock;
+      return;
+    }
+    if (e.type === SOCK_STREAM && ((level === IPPROTO_TCP && name === TCP_NODELAY) || (level === SOL_SOCKET && name === SO_KEEPALIVE))) {
+      // the connection's own behaviour: the stack is told (a system call, as on Linux)
+      const on = value !== 0;
+      this.sys(k, "setsockopt", fd, SYS.SOCK_OPT, { server: e.ar.name, slot: e.slot, ...(name === TCP_NODELAY && level === IPPROTO_TCP ? { nodelay: on } : { keepalive: on }) });
+    } else this.ok(k);
+    e.opts.set(`${level}:${name}`, value);
   }
-  if (!e.peer) c.raise(c.deny(k, ENOTCONN), "getpeername", fd);
-  c.ok(k);
-  return { ...e.peer };
+
+  getsockopt(fd: number, level: typeof SOL_SOCKET, name: typeof SO_LINGER): Linger;
+  getsockopt(fd: number, level: number, name: number): number;
+  getsockopt(fd: number, level: number, name: number): number | Linger {
+    const k = K.getsockopt;
+    this.enter(k);
+    const e = this.entry(k, "getsockopt", fd);
+    this.ok(k);
+    if (level === SOL_SOCKET) {
+      switch (name) {
+        case SO_LINGER:
+          return { ...e.linger };
+        case SO_TYPE:
+          return e.type;
+        case SO_ACCEPTCONN:
+          return e.listening ? 1 : 0;
+        case SO_ERROR:
+          return soError(e);
+        case SO_SNDBUF:
+          return e.sock.geometry().txData;
+        case SO_RCVBUF:
+          return e.sock.geometry().rxData;
+      }
+    }
+    if (level === SOL_NEWTS && name === NEWTS_TX_SLOTS) return e.sock.geometry().txSlots;
+    if (level === SOL_NEWTS && name === NEWTS_RX_SLOTS) return e.sock.geometry().rxSlots;
+    return e.opts.get(`${level}:${name}`) ?? 0;
+  }
+
+  getsockname(fd: number): SockAddr {
+    const k = K.getsockname;
+    this.enter(k);
+    const e = this.entry(k, "getsockname", fd);
+    if (e.type === SOCK_STREAM) {
+      this.ok(k);
+      const [addr, port] = e.sock.localAddr();
+      return { addr, port };
+    }
+    const r = this.sys(k, "getsockname", fd, SYS.GETSOCKNAME, { fd: e.sysfd }) as SockAddr;
+    return { addr: r.addr >>> 0, port: r.port };
+  }
+
+  getpeername(fd: number): SockAddr {
+    const k = K.getpeername;
+    this.enter(k);
+    const e = this.entry(k, "getpeername", fd);
+    if (e.type === SOCK_STREAM) {
+      streamState(e);
+      if (!e.connected) this.raise(this.deny(k, ENOTCONN), "getpeername", fd);
+      this.ok(k);
+      const [addr, port] = e.sock.peerAddr();
+      return { addr, port };
+    }
+    if (!e.peer) this.raise(this.deny(k, ENOTCONN), "getpeername", fd);
+    this.ok(k);
+    return { ...e.peer };
+  }
 }

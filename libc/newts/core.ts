@@ -45,7 +45,10 @@ export interface RingOp {
   producer: boolean;
 }
 
-/** The state of one NewtsSockets: its arenas, descriptors, counters, and the calls' shared steps. */
+/**
+ * The state of one NewtsSockets (its arenas, descriptors, counters) and the steps its calls
+ * share. Members are public for the layers above and the ring ops; apps use SocketApi.
+ */
 export class SocketCore {
   readonly backend: string;
   readonly arenas = new Map<string, ArenaRec>();

@@ -8,6 +8,7 @@ import { K } from "../counters.ts";
 import { MSG_DONTWAIT, MSG_PEEK, type RecvFrom, SOCK_DGRAM, SOCK_STREAM, type SockAddr } from "../api.ts";
 import { AGAIN, type RingOp, type SocketCore } from "./core.ts";
 import { type Fd, streamState } from "./fd.ts";
+import { SocketLifecycle } from "./lifecycle.ts";
 
 const MAX_UDP = 65_507;
 
@@ -124,66 +125,6 @@ const WRITE_DATAGRAM: RingOp = {
   producer: true,
 };
 
-/** Reads for every read-like call (blocking unless nonblock): n >= 0 or -errno, counted. */
-function take(c: SocketCore, k: number, e: Fd, buf: Uint8Array, flags: number): number {
-  const nb = e.nonblock || (flags & MSG_DONTWAIT) !== 0;
-  if (e.type === SOCK_DGRAM) {
-    if (flags & MSG_PEEK) return c.deny(k, EOPNOTSUPP);
-    return c.retry(k, e, nb, READ_DATAGRAM, buf, 0, 0);
-  }
-  streamState(e);
-  if (!e.connected && !e.connecting && e.sock.state() !== ST_RESET) return c.deny(k, ENOTCONN);
-  return c.retry(k, e, nb, READ_STREAM, buf, flags, 0);
-}
-
-/** Writes for every write-like call: a stream takes what fits (all of it when blocking). n >= 0 or -errno, counted. */
-function put(c: SocketCore, k: number, e: Fd, buf: Uint8Array, flags: number, addr: number, port: number): number {
-  const nb = e.nonblock || (flags & MSG_DONTWAIT) !== 0;
-  if (e.type === SOCK_DGRAM) {
-    if (buf.length > MAX_UDP) return c.deny(k, EMSGSIZE);
-    if (port === 0) return c.deny(k, EINVAL);
-    return c.retry(k, e, nb, WRITE_DATAGRAM, buf, addr, port);
-  }
-  const s = e.sock;
-  streamState(e);
-  if (e.shutWr) return c.deny(k, EPIPE);
-  if ((s.readinessBits() & ERR) !== 0) {
-    // reset: the first call reports why (if the error is still unread), the next EPIPE
-    const er = s.takeError();
-    return c.deny(k, er > 0 ? er : EPIPE);
-  }
-  if (!e.connected && !e.connecting) return c.deny(k, e.listening ? ENOTCONN : EPIPE);
-  if (buf.length === 0) {
-    c.ok(k);
-    return 0;
-  }
-  c.sent = 0;
-  return c.retry(k, e, nb, WRITE_STREAM, buf, nb ? 1 : 0, 0);
-}
-
-/** Where a write without an address goes: a datagram socket's connected peer (else EDESTADDRREQ thrown). */
-function peerOf(c: SocketCore, k: number, what: string, e: Fd): SockAddr {
-  if (e.type === SOCK_STREAM) return NO_PEER;
-  if (!e.peer) c.raise(c.deny(k, EDESTADDRREQ), what, e.fd);
-  return e.peer;
-}
-
-/** read, recv, readv: take into buf, an errno thrown. */
-function received(c: SocketCore, k: number, what: string, fd: number, buf: Uint8Array, flags: number): number {
-  c.enter(k);
-  const n = take(c, k, c.entry(k, what, fd), buf, flags);
-  return n >= 0 ? n : c.raise(n, what, fd);
-}
-
-/** write, send, writev: put buf to the socket's peer, an errno thrown. */
-function sent(c: SocketCore, k: number, what: string, fd: number, buf: Uint8Array, flags: number): number {
-  c.enter(k);
-  const e = c.entry(k, what, fd);
-  const p = peerOf(c, k, what, e);
-  const n = put(c, k, e, buf, flags, p.addr, p.port);
-  return n >= 0 ? n : c.raise(n, what, fd);
-}
-
 /** The total length of bufs. */
 function lengthOf(bufs: Uint8Array[]): number {
   let total = 0;
@@ -191,97 +132,160 @@ function lengthOf(bufs: Uint8Array[]): number {
   return total;
 }
 
-export function read(c: SocketCore, fd: number, buf: Uint8Array): number {
-  return received(c, K.read, "read", fd, buf, 0);
-}
-
-export function write(c: SocketCore, fd: number, buf: Uint8Array): number {
-  return sent(c, K.write, "write", fd, buf, 0);
-}
-
-export function readv(c: SocketCore, fd: number, bufs: Uint8Array[]): number {
-  const tmp = new Uint8Array(lengthOf(bufs));
-  const n = received(c, K.readv, "readv", fd, tmp, 0);
-  let off = 0;
-  for (const b of bufs) {
-    if (off >= n) break;
-    const m = Math.min(b.length, n - off);
-    b.set(tmp.subarray(off, off + m));
-    off += m;
+/** The data calls: the throwing ones and their try* (-errno) forms. */
+export class SocketData extends SocketLifecycle {
+  /** Reads for every read-like call (blocking unless nonblock): n >= 0 or -errno, counted. */
+  private take(k: number, e: Fd, buf: Uint8Array, flags: number): number {
+    const nb = e.nonblock || (flags & MSG_DONTWAIT) !== 0;
+    if (e.type === SOCK_DGRAM) {
+      if (flags & MSG_PEEK) return this.deny(k, EOPNOTSUPP);
+      return this.retry(k, e, nb, READ_DATAGRAM, buf, 0, 0);
+    }
+    streamState(e);
+    if (!e.connected && !e.connecting && e.sock.state() !== ST_RESET) return this.deny(k, ENOTCONN);
+    return this.retry(k, e, nb, READ_STREAM, buf, flags, 0);
   }
-  return n;
-}
 
-export function writev(c: SocketCore, fd: number, bufs: Uint8Array[]): number {
-  const tmp = new Uint8Array(lengthOf(bufs));
-  let off = 0;
-  for (const b of bufs) {
-    tmp.set(b, off);
-    off += b.length;
+  /** Writes for every write-like call: a stream takes what fits (all of it when blocking). n >= 0 or -errno, counted. */
+  private put(k: number, e: Fd, buf: Uint8Array, flags: number, addr: number, port: number): number {
+    const nb = e.nonblock || (flags & MSG_DONTWAIT) !== 0;
+    if (e.type === SOCK_DGRAM) {
+      if (buf.length > MAX_UDP) return this.deny(k, EMSGSIZE);
+      if (port === 0) return this.deny(k, EINVAL);
+      return this.retry(k, e, nb, WRITE_DATAGRAM, buf, addr, port);
+    }
+    const s = e.sock;
+    streamState(e);
+    if (e.shutWr) return this.deny(k, EPIPE);
+    if ((s.readinessBits() & ERR) !== 0) {
+      // reset: the first call reports why (if the error is still unread), the next EPIPE
+      const er = s.takeError();
+      return this.deny(k, er > 0 ? er : EPIPE);
+    }
+    if (!e.connected && !e.connecting) return this.deny(k, e.listening ? ENOTCONN : EPIPE);
+    if (buf.length === 0) {
+      this.ok(k);
+      return 0;
+    }
+    this.sent = 0;
+    return this.retry(k, e, nb, WRITE_STREAM, buf, nb ? 1 : 0, 0);
   }
-  return sent(c, K.writev, "writev", fd, tmp, 0);
-}
 
-export function recv(c: SocketCore, fd: number, buf: Uint8Array, flags: number): number {
-  return received(c, K.recv, "recv", fd, buf, flags);
-}
-
-export function recvBytes(c: SocketCore, fd: number, max: number, flags: number): Uint8Array {
-  const buf = new Uint8Array(max);
-  const n = received(c, K.recv, "recv", fd, buf, flags);
-  return n === max ? buf : buf.slice(0, n);
-}
-
-export function send(c: SocketCore, fd: number, buf: Uint8Array, flags: number): number {
-  return sent(c, K.send, "send", fd, buf, flags);
-}
-
-export function recvfrom(c: SocketCore, fd: number, buf: Uint8Array, flags: number): RecvFrom {
-  const k = K.recvfrom;
-  c.enter(k);
-  const e = c.entry(k, "recvfrom", fd);
-  const n = take(c, k, e, buf, flags);
-  if (n < 0) c.raise(n, "recvfrom", fd);
-  if (e.type === SOCK_STREAM) return { n, addr: 0, port: 0 };
-  return { n, addr: e.sock.fromAddr, port: e.sock.fromPort };
-}
-
-export function sendto(c: SocketCore, fd: number, buf: Uint8Array, flags: number, sa: SockAddr): number {
-  const k = K.sendto;
-  c.enter(k);
-  const e = c.entry(k, "sendto", fd);
-  c.checkAddr(k, "sendto", fd, sa);
-  const n = put(c, k, e, buf, flags, sa.addr, sa.port);
-  return n >= 0 ? n : c.raise(n, "sendto", fd);
-}
-
-// ---- C-style calls: n >= 0 or -errno, never a throw (the fast path of an event loop)
-
-export function tryRecv(c: SocketCore, fd: number, buf: Uint8Array, flags: number): number {
-  const k = K.recv;
-  c.enter(k);
-  const e = c.fds.get(fd);
-  return e ? take(c, k, e, buf, flags) : c.deny(k, EBADF);
-}
-
-export function trySend(c: SocketCore, fd: number, buf: Uint8Array, flags: number): number {
-  const k = K.send;
-  c.enter(k);
-  const e = c.fds.get(fd);
-  if (!e) return c.deny(k, EBADF);
-  if (e.type === SOCK_DGRAM && !e.peer) return c.deny(k, EDESTADDRREQ);
-  return put(c, k, e, buf, flags, e.peer?.addr ?? 0, e.peer?.port ?? 0);
-}
-
-export function tryRecvfrom(c: SocketCore, fd: number, buf: Uint8Array, flags: number, from?: SockAddr): number {
-  const k = K.recvfrom;
-  c.enter(k);
-  const e = c.fds.get(fd);
-  if (!e) return c.deny(k, EBADF);
-  const n = take(c, k, e, buf, flags);
-  if (n >= 0 && from) {
-    from.addr = e.type === SOCK_DGRAM ? e.sock.fromAddr : 0;
-    from.port = e.type === SOCK_DGRAM ? e.sock.fromPort : 0;
+  /** Where a write without an address goes: a datagram socket's connected peer (else EDESTADDRREQ thrown). */
+  private peerOf(k: number, what: string, e: Fd): SockAddr {
+    if (e.type === SOCK_STREAM) return NO_PEER;
+    if (!e.peer) this.raise(this.deny(k, EDESTADDRREQ), what, e.fd);
+    return e.peer;
   }
-  return n;
+
+  /** read, recv, readv: take into buf, an errno thrown. */
+  private recvCall(k: number, what: string, fd: number, buf: Uint8Array, flags: number): number {
+    this.enter(k);
+    const n = this.take(k, this.entry(k, what, fd), buf, flags);
+    return n >= 0 ? n : this.raise(n, what, fd);
+  }
+
+  /** write, send, writev: put buf to the socket's peer, an errno thrown. */
+  private sendCall(k: number, what: string, fd: number, buf: Uint8Array, flags: number): number {
+    this.enter(k);
+    const e = this.entry(k, what, fd);
+    const p = this.peerOf(k, what, e);
+    const n = this.put(k, e, buf, flags, p.addr, p.port);
+    return n >= 0 ? n : this.raise(n, what, fd);
+  }
+
+  read(fd: number, buf: Uint8Array): number {
+    return this.recvCall(K.read, "read", fd, buf, 0);
+  }
+
+  write(fd: number, buf: Uint8Array): number {
+    return this.sendCall(K.write, "write", fd, buf, 0);
+  }
+
+  readv(fd: number, bufs: Uint8Array[]): number {
+    const tmp = new Uint8Array(lengthOf(bufs));
+    const n = this.recvCall(K.readv, "readv", fd, tmp, 0);
+    let off = 0;
+    for (const b of bufs) {
+      if (off >= n) break;
+      const m = Math.min(b.length, n - off);
+      b.set(tmp.subarray(off, off + m));
+      off += m;
+    }
+    return n;
+  }
+
+  writev(fd: number, bufs: Uint8Array[]): number {
+    const tmp = new Uint8Array(lengthOf(bufs));
+    let off = 0;
+    for (const b of bufs) {
+      tmp.set(b, off);
+      off += b.length;
+    }
+    return this.sendCall(K.writev, "writev", fd, tmp, 0);
+  }
+
+  recv(fd: number, buf: Uint8Array, flags = 0): number {
+    return this.recvCall(K.recv, "recv", fd, buf, flags);
+  }
+
+  recvBytes(fd: number, max: number, flags = 0): Uint8Array {
+    const buf = new Uint8Array(max);
+    const n = this.recvCall(K.recv, "recv", fd, buf, flags);
+    return n === max ? buf : buf.slice(0, n);
+  }
+
+  send(fd: number, buf: Uint8Array, flags = 0): number {
+    return this.sendCall(K.send, "send", fd, buf, flags);
+  }
+
+  recvfrom(fd: number, buf: Uint8Array, flags = 0): RecvFrom {
+    const k = K.recvfrom;
+    this.enter(k);
+    const e = this.entry(k, "recvfrom", fd);
+    const n = this.take(k, e, buf, flags);
+    if (n < 0) this.raise(n, "recvfrom", fd);
+    if (e.type === SOCK_STREAM) return { n, addr: 0, port: 0 };
+    return { n, addr: e.sock.fromAddr, port: e.sock.fromPort };
+  }
+
+  sendto(fd: number, buf: Uint8Array, flags: number, sa: SockAddr): number {
+    const k = K.sendto;
+    this.enter(k);
+    const e = this.entry(k, "sendto", fd);
+    this.checkAddr(k, "sendto", fd, sa);
+    const n = this.put(k, e, buf, flags, sa.addr, sa.port);
+    return n >= 0 ? n : this.raise(n, "sendto", fd);
+  }
+
+  // ---- C-style calls: n >= 0 or -errno, never a throw (the fast path of an event loop)
+
+  tryRecv(fd: number, buf: Uint8Array, flags = 0): number {
+    const k = K.recv;
+    this.enter(k);
+    const e = this.fds.get(fd);
+    return e ? this.take(k, e, buf, flags) : this.deny(k, EBADF);
+  }
+
+  trySend(fd: number, buf: Uint8Array, flags = 0): number {
+    const k = K.send;
+    this.enter(k);
+    const e = this.fds.get(fd);
+    if (!e) return this.deny(k, EBADF);
+    if (e.type === SOCK_DGRAM && !e.peer) return this.deny(k, EDESTADDRREQ);
+    return this.put(k, e, buf, flags, e.peer?.addr ?? 0, e.peer?.port ?? 0);
+  }
+
+  tryRecvfrom(fd: number, buf: Uint8Array, flags = 0, from?: SockAddr): number {
+    const k = K.recvfrom;
+    this.enter(k);
+    const e = this.fds.get(fd);
+    if (!e) return this.deny(k, EBADF);
+    const n = this.take(k, e, buf, flags);
+    if (n >= 0 && from) {
+      from.addr = e.type === SOCK_DGRAM ? e.sock.fromAddr : 0;
+      from.port = e.type === SOCK_DGRAM ? e.sock.fromPort : 0;
+    }
+    return n;
+  }
 }
