@@ -1,4 +1,4 @@
-// `npm run bench -- apps`: the ported servers under load, from one run (issue 5 §6):
+// `npm run bench -- apps`: the ported servers under load, from one run:
 // requests/s of apps/httpd.ts for a 20 B and an 11 kB file at 1, 8 and 64 keep-alive
 // connections (wrk), and gets/s of apps/memcached.ts (bench/memc-load.ts), each on newts
 // fast sockets, newts syscall sockets and the Linux backend; with every row the server's

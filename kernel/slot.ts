@@ -63,7 +63,7 @@ export interface Slot {
   exitStatus?: number;
   onExit: Array<() => void>;
   onReady: Array<(err?: Error) => void>;
-  /** Channels and pools this process holds: re-granted to each new generation (design §6). */
+  /** Channels and pools this process holds: re-granted to each new generation (docs/design.md §6). */
   resources: Resource[];
   /** Grants made before the process was started: posted when its grant port exists. */
   earlyGrants: Array<{ id: number; sab: SharedArrayBuffer; meta: Record<string, unknown> }>;

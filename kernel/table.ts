@@ -22,7 +22,7 @@ export interface BootEntry {
 const COMMON_KCALLS = [K.EXIT, K.LOG, K.WHOIS];
 const STACK_KCALLS = [K.CHAN_OPEN, K.POOL_CREATE, K.GRANT_APP];
 
-/** The system servers, in start order. The stack servers are stubs until issue 3. */
+/** The system servers, in start order. */
 export const SERVERS: BootEntry[] = [
   { name: "rs", module: "servers/rs.ts", kind: "server", cpu: 0, ipc: [], kcalls: [K.RESTART, K.KILL, K.PROCS] },
   { name: "syscall", module: "servers/syscall.ts", kind: "server", cpu: 0, ipc: ["tcp", "udp", "ip", "pf", "rs"], kcalls: [K.PROCS, K.SPAWN, K.CHAN_OPEN] },

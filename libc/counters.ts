@@ -1,4 +1,4 @@
-// libc's socket-call counters, shared by every backend (design §5: "every libc call is
+// libc's socket-call counters, shared by every backend (docs/design.md §5: "every libc call is
 // counted: total, resolved in user space, would-block, and system calls by kind"): the
 // writing side. Reading them back (and the paper's Table 5.2 computed from them) is
 // lib/sys/counters.ts, beside the PCB layout, so that the kernel needs nothing of libc.

@@ -1,8 +1,8 @@
 // libc's newts backend: the SocketApi (libc/api.ts) over sockets whose buffers are shared
 // rings in the process's socket arenas (lib/sock), one arena per stack server (udp, tcp),
-// granted by that server on the process's first socket there (design §4–§5).
+// granted by that server on the process's first socket there (docs/design.md §4–§5).
 //
-// Each call's fast and slow path (design §5), in `fast` mode:
+// Each call's fast and slow path (docs/design.md §5), in `fast` mode:
 //   - socket, bind, listen, blocking connect, getsockname of a datagram socket, close of
 //     a socket made by socket(): system calls (through the syscall server to the stack);
 //   - read/recv/recvfrom/readv: data in the RX ring: copy out, publish. Empty: EAGAIN

@@ -1,5 +1,5 @@
 // Picks a libc socket backend by name, so one app's code runs on every backend
-// unchanged (issue 4 §5, issue 5 §3). Apps take `--sockets fast|syscall|linux`.
+// unchanged and can be measured side by side. Apps take `--sockets fast|syscall|linux`.
 //   fast     newts sockets on shared rings: no system call on the fast path (default)
 //   syscall  the same rings and stack, but every write and read check is a system
 //            call and the stack does not poll (the paper's baseline)

@@ -1,4 +1,4 @@
-// Interop of the ported apps with the real tools the paper used (issue 5 §5): httpd and
+// Interop of the ported apps with the real tools the paper used: httpd and
 // memcached on newts fast sockets, driven over a TAP device from inside a network namespace
 // this file creates (and newts removes at shutdown), and the same apps on the Linux backend,
 // driven from this machine's 127.0.0.1. The same checks on both:

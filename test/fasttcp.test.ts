@@ -1,4 +1,4 @@
-// Fast TCP sockets (issue 4): apps on libc/newts.ts move stream bytes through the tcp
+// Fast TCP sockets: apps on libc/newts.ts move stream bytes through the tcp
 // server with no system call on the data path — socket buffers are rings in the app's
 // arena, granted by tcp; accept takes children tcp premapped into the listener's ring.
 // The same app code runs on newts fast sockets, newts syscall sockets (the baseline)

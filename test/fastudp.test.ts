@@ -1,4 +1,4 @@
-// Fast UDP sockets (issue 4, first slice): apps on libc/newts.ts exchange datagrams
+// Fast UDP sockets: apps on libc/newts.ts exchange datagrams
 // through the udp server with no system call on the data path — the socket buffers
 // are rings in the app's socket arena, granted by udp. One machine: ip turns
 // datagrams to its own address (10.0.2.15, 127.0.0.1) around.

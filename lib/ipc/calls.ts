@@ -43,7 +43,7 @@ export const SYS = {
   UPTIME: 102,
   UNAME: 103,
   NANOSLEEP: 104,
-  // sockets (forwarded by the syscall server to tcp or udp; libc's fast paths come with issue 4)
+  // sockets (forwarded by the syscall server to tcp or udp; the fast path needs none of them)
   SOCKET: 110, // { domain, type } -> fd
   BIND: 111, // { fd, addr, port }
   LISTEN: 112, // { fd, backlog }

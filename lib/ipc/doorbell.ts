@@ -1,4 +1,4 @@
-// The waiting protocol (design §3): poll, spin a bounded while, then announce
+// The waiting protocol (docs/design.md §3): poll, spin a bounded while, then announce
 // `sleeping` and wait on it with a finite timeout. A producer wakes the consumer
 // only when it sees `sleeping` set, so a busy consumer never pays for a futex.
 //

@@ -1,7 +1,7 @@
 // Packet-buffer pools: fixed-size buffers in one SharedArrayBuffer, owned by the
 // server that allocates from it and lent to the servers a packet travels through.
 // Packets move between servers as descriptors (pool, index, generation, offset,
-// length) over slot rings, never as copies (design §2).
+// length) over slot rings, never as copies (docs/design.md §2).
 //
 // Layout:
 //   byte 0      header: [0] magic 'POOL', [1] count, [2] bufSize

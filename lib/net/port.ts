@@ -1,5 +1,5 @@
 // A packet port: one end of a channel between two stack servers. Packets cross as
-// descriptors into shared pools (design §2): the sender hands custody to the peer
+// descriptors into shared pools (docs/design.md §2): the sender hands custody to the peer
 // and publishes a 32-byte slot; the receiver checks each descriptor against the
 // pool (stale or out-of-bounds ones are dropped and counted) and, when done,
 // either passes the descriptor on or releases the buffer to its owner.

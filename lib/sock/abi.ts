@@ -2,7 +2,7 @@
 // servers) share for the sockets of one process, exactly as both sides lay it out.
 // Paper §5.4 (socket buffers: descriptor ring + data area per direction), §5.5.4
 // (private readiness notes), §5.5.5 (premapped accepts, lazy closing), §5.6.1 (the
-// activity word and bitmap), §5.7 (the consumer verifies everything); design §4.
+// activity word and bitmap), §5.7 (the consumer verifies everything); docs/design.md §4.
 //
 // An arena is one CONTROL SAB plus SEGMENT SABs. The stack (in the real system:
 // the kernel on the stack's behalf) creates both and grants them to the process;
@@ -77,7 +77,7 @@
 // Likewise prodWant for a producer that found no room. Store-then-recheck on both
 // sides (Atomics are sequentially consistent) means no signal is ever lost.
 //
-// Trust (design §4, paper §5.7). The app can write every byte of its arena. The stack
+// Trust (docs/design.md §4, paper §5.7). The app can write every byte of its arena. The stack
 // never reads back a value it produced (geometry, its own indices, readiness, state:
 // all kept privately) and reads each app-written value once, then validates it; an
 // impossible value is a Violation: the stack counts it and resets that socket. A

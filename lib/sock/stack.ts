@@ -1,5 +1,5 @@
 // The stack's (tcp/udp server's) side of one socket buffer: drain TX with full
-// validation, produce RX, publish readiness. Paper §5.4.2 and §5.7, design §4: the
+// validation, produce RX, publish readiness. Paper §5.4.2 and §5.7, docs/design.md §4: the
 // stack keeps private copies of every index and size it produces, reads each
 // app-written value once, and answers an impossible one with VIOLATION (counted;
 // the caller resets the socket). Nothing here throws on anything the app wrote.

@@ -453,7 +453,7 @@ export interface PoolInfo {
   grant: number;
 }
 
-/** What a restarted process gets back from its earlier generations (design §6). */
+/** What a restarted process gets back from its earlier generations (docs/design.md §6). */
 export type Restored = Array<
   | { kind: "chan"; info: ChannelInfo }
   | { kind: "pool"; info: PoolInfo }

@@ -18,7 +18,7 @@ import {
 
 export * from "./actions.ts";
 
-/** The durable state (design §6): interfaces, routes, ARP entries, and the ident counter. Plain and JSON-safe. */
+/** The durable state (docs/design.md §6): interfaces, routes, ARP entries, and the ident counter. Plain and JSON-safe. */
 export interface IpSnapshot {
   version: 1;
   ifaces: IfaceSnapshot[];

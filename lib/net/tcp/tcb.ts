@@ -2,7 +2,7 @@
 //
 // The Tcb is plain data (numbers, booleans, small arrays of numbers) so that it can be
 // copied with structuredClone/JSON and, later, mirrored into a SharedArrayBuffer: a
-// restarted TCP server re-attaches to its control blocks and carries on (design §6).
+// restarted TCP server re-attaches to its control blocks and carries on (docs/design.md §6).
 // Times are milliseconds on the caller's clock; "no deadline" is -1 (JSON has no
 // Infinity). Sequence numbers are u32 compared with seq.ts.
 //
