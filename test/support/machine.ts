@@ -3,8 +3,22 @@ import { readdirSync, readFileSync } from "node:fs";
 import type { Machine } from "../../kernel/boot.ts";
 import type { ProcRow } from "../../kernel/kernel.ts";
 
+/**
+ * Threads of newts in this process: the kernel worker and every process worker (named
+ * NAME#GENERATION). The runtime's own helpers (JIT, collector, thread pool) come and
+ * go on their own and are not counted.
+ */
 export function threadCount(): number {
-  return readdirSync("/proc/self/task").length;
+  let n = 0;
+  for (const t of readdirSync("/proc/self/task")) {
+    try {
+      const comm = readFileSync(`/proc/self/task/${t}/comm`, "utf8").trim();
+      if (comm === "kernel" || /#\d+$/.test(comm)) n++;
+    } catch {
+      // the thread exited while we looked
+    }
+  }
+  return n;
 }
 
 /** CPU time (utime + stime, clock ticks) of one thread of this process. */
