@@ -22,7 +22,7 @@ import { isnFor, type Secret, TcpConnection, TcpListener, TcpTable, type Outgoin
 import type { TcpRepr } from "../lib/net/types.ts";
 import { MinHeap } from "../lib/sys/heap.ts";
 import { loadStore, saveStore } from "../lib/sys/store.ts";
-import { type FastApp, FastArenas } from "../lib/net/fastapp.ts";
+import { type FastApp, FastArenas } from "../lib/sock/fastapp.ts";
 import type { SockStack, TxDesc } from "../lib/sock/stack.ts";
 import {
   type Geometry, KIND_CLOSE, KIND_CONNECT, KIND_SHUTDOWN, SHUT_RD, SOCK_STREAM as ARENA_STREAM, ST_CONNECTED, ST_CONNECTING,
@@ -966,7 +966,7 @@ export const server: ServerDef<State> = {
     return did;
   },
   nextDeadline: (s) => (s.table.size > 0 || s.socks.size > 0 ? Math.max(1, Math.min(5, s.timers.peekKey() - performance.now())) : Number.POSITIVE_INFINITY),
-  // With arenas, sleep where an app's bell can wake us (lib/net/fastapp.ts).
+  // With arenas, sleep where an app's bell can wake us (lib/sock/fastapp.ts).
   idle(s, proc, ms) {
     s.arenas.idle(proc, ms, () => server.poll!(s, proc));
   },

@@ -5,7 +5,7 @@
 // Fast sockets (issue 4, design §4): a SOCKET call with `arena: true` makes a socket
 // whose datagrams travel through the process's socket arena (lib/sock) instead of
 // system calls. The arena is made on the app's first such socket; its control SAB,
-// a bell (lib/net/sockbell.ts) and every segment are granted to the app
+// a bell (lib/sock/sockbell.ts) and every segment are granted to the app
 // (Proc.grantTo), and the SOCKET answer says where: { sock, slot, gen, control,
 // bell, segments }. poll() walks each arena's activity (takeActive), drains TX
 // datagrams (validated by SockStack; a Violation resets that socket and is counted,
@@ -37,7 +37,7 @@ import { UnreachableCode } from "../lib/net/icmp.ts";
 import { downTag, EPHEMERAL_HI, EPHEMERAL_LO, HEADROOM, TAG_ICMP_ERR, TAG_UNREACH } from "../lib/net/stackproto.ts";
 import type { SockStack, TxDesc } from "../lib/sock/stack.ts";
 import { type Geometry, KIND_DATAGRAM, SOCK_DGRAM as ARENA_DGRAM, VIOLATION } from "../lib/sock/abi.ts";
-import { type FastApp, FastArenas } from "../lib/net/fastapp.ts";
+import { type FastApp, FastArenas } from "../lib/sock/fastapp.ts";
 
 interface Dgram {
   data: Uint8Array;
