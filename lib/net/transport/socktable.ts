@@ -33,6 +33,11 @@ export class SockTable<S extends TableSock> {
     return this.socks.size;
   }
 
+  /** Every socket, in the order they were entered. */
+  values(): IterableIterator<S> {
+    return this.socks.values();
+  }
+
   /** An id for a new socket. */
   newId(): number {
     return this.nextId++;
