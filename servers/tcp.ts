@@ -16,8 +16,8 @@ import { TcpListener } from "../lib/net/tcp/index.ts";
 import { SOCK_STREAM as ARENA_STREAM, ST_LISTENING } from "../lib/sock/abi.ts";
 import { loadTcp } from "../lib/net/transport/saved.ts";
 import { closeSock, onSegment, pump, startConnect, tick } from "../lib/net/transport/tcp-conn.ts";
-import { acceptCall, recvCall, sendCall } from "../lib/net/transport/tcp-kipc.ts";
-import { closeFast, FAST_GEOMETRY, newFast, onActive, onTxDesc } from "../lib/net/transport/tcp-rings.ts";
+import { acceptCall, KIPC_PATH, recvCall, sendCall } from "../lib/net/transport/tcp-kipc.ts";
+import { closeFast, FAST_GEOMETRY, FAST_PATH, newFast, onActive, onTxDesc } from "../lib/net/transport/tcp-rings.ts";
 import {
   applyOpts, blankSock, ephemeral, ephemeralStart, newSock, newTcpState, portInUse, saveIfDirty, sockOf, type TcpState,
 } from "../lib/net/transport/tcp-state.ts";
@@ -30,7 +30,8 @@ function layerState(proc: Proc, links: Links, secret: readonly [number, number] 
   const pool = links.ownPool(POOL_BUFFERS, POOL_BUF, ["ip", "pf", "nic"]);
   const rnd = new Uint32Array(2);
   crypto.getRandomValues(rnd);
-  return newTcpState(proc, links, pool, secret ?? [rnd[0]!, rnd[1]!], ephemeralStart(rnd[0]!), (s, fa, slot) => onActive(s, fa, slot, performance.now()), onTxDesc);
+  const paths = { fast: FAST_PATH, kipc: KIPC_PATH };
+  return newTcpState(proc, paths, links, pool, secret ?? [rnd[0]!, rnd[1]!], ephemeralStart(rnd[0]!), (s, fa, slot) => onActive(s, fa, slot, performance.now()), onTxDesc);
 }
 
 /** A first start: no sockets, a new ISN/cookie secret. */

@@ -1,9 +1,9 @@
 // The tcp server's connections: segments out (built in tcp's pool, headroom left
 // for ip) and in (parsed in place in the driver's pool), the timers, and what a
-// connection's events mean for its socket, whichever way its data travels (arena
-// rings, tcp-rings.ts; kernel messages, tcp-kipc.ts).
+// connection's events mean for its socket, whichever way its data travels (its
+// DataPath: arena rings, tcp-rings.ts; kernel messages, tcp-kipc.ts).
 import { complete, fail } from "../netcall.ts";
-import { EBADF, ECONNREFUSED, ECONNRESET, ENOTCONN, EPIPE, ETIMEDOUT } from "../../sys/errno.ts";
+import { EBADF, ECONNREFUSED, ECONNRESET, ENOTCONN, ETIMEDOUT } from "../../sys/errno.ts";
 import { IpProtocol } from "../ipv4.ts";
 import type { Packet } from "../port.ts";
 import { downTag, HEADROOM } from "../stackproto.ts";
@@ -11,9 +11,7 @@ import { emitTcp, parseTcp, tcpBufferLen } from "../tcp-wire.ts";
 import { isnFor, TcpConnection, type Outgoing } from "../tcp/index.ts";
 import type { TcpRepr } from "../types.ts";
 import { ST_CONNECTING } from "../../sock/abi.ts";
-import { expireRecvs, failWaiters, serveRecvs, serveSends, takeAccept } from "./tcp-kipc.ts";
-import { fastConnected, fastFail, feedTx, premap, pumpRx, releaseFast } from "./tcp-rings.ts";
-import { applyOpts, ephemeral, forget, type TcpSock, type TcpState } from "./tcp-state.ts";
+import { applyOpts, ephemeral, forget, pathOf, type TcpSock, type TcpState } from "./tcp-state.ts";
 
 function transmit(s: TcpState, src: number, dst: number, seg: TcpRepr): void {
   const ip = s.links.port("ip");
@@ -69,6 +67,8 @@ export function pump(s: TcpState, c: TcpConnection, now: number): void {
       }
       continue;
     }
+    // Calls by message may wait on any socket; a fast socket's rings are its own.
+    const { fast, kipc } = s.paths;
     switch (ev) {
       case "connected":
         k.connected = true;
@@ -76,50 +76,48 @@ export function pump(s: TcpState, c: TcpConnection, now: number): void {
           complete(s.proc, k.connecting, 0);
           k.connecting = null;
         }
-        if (k.fast) fastConnected(k);
+        if (k.fast) fast.connected(s, k);
         break;
       case "readable":
       case "peer-closed":
-        if (k.fast) pumpRx(s, k);
-        else serveRecvs(s, k);
+        pathOf(s, k).readable(s, k);
         break;
       case "writable":
-        if (k.fast) feedTx(s, k, now);
-        else serveSends(s, k, now);
+        pathOf(s, k).writable(s, k, now);
         break;
       case "reset":
         s.stats.resets++;
         k.error = k.connected ? ECONNRESET : ECONNREFUSED;
-        if (k.fast) fastFail(s, k, k.error);
-        failAll(s, k);
+        if (k.fast) fast.failed(s, k);
+        failConnect(s, k);
+        kipc.failed(s, k);
         break;
       case "timed-out":
         k.error = ETIMEDOUT;
-        if (k.fast) fastFail(s, k, k.error);
-        failAll(s, k);
+        if (k.fast) fast.failed(s, k);
+        failConnect(s, k);
+        kipc.failed(s, k);
         break;
       case "closed":
         s.table.remove(c);
         s.byConn.delete(c);
         s.scheduled.delete(c);
         if (!k.error && !k.closed) k.error = k.connected ? 0 : ECONNREFUSED;
-        if (k.fast && !k.connected && !k.closed) fastFail(s, k, k.error || ECONNREFUSED);
-        failAll(s, k);
+        if (k.fast) fast.ended(s, k);
+        failConnect(s, k);
+        kipc.ended(s, k);
         if (k.closed) forget(s, k);
         break;
     }
   }
 }
 
-/** The connection failed or ended: a blocked connect, receives and sends learn how. */
-function failAll(s: TcpState, k: TcpSock): void {
-  const e = k.error || ENOTCONN;
+/** The connection failed or ended: a blocking connect by system call learns how. */
+function failConnect(s: TcpState, k: TcpSock): void {
   if (k.connecting) {
-    fail(s.proc, k.connecting, e);
+    fail(s.proc, k.connecting, k.error || ENOTCONN);
     k.connecting = null;
   }
-  serveRecvs(s, k); // readers get what is buffered, then EOF or the error
-  for (const w of k.sends.splice(0)) fail(s.proc, w.call, k.error ? k.error : EPIPE);
 }
 
 /** Opens k's connection to raddr:rport (binding an ephemeral port first if needed); the SYN goes at the next pump. */
@@ -150,13 +148,13 @@ export function abortConn(s: TcpState, c: TcpConnection, now: number): void {
   pump(s, c, now);
 }
 
-/** Closes the socket: waiters get EBADF; a listener's queue is reset; a connection closes (FIN, TIME_WAIT). */
+/** Closes the socket: calls waiting on it get EBADF; a listener's queue is reset; a connection closes (FIN, TIME_WAIT). */
 export function closeSock(s: TcpState, k: TcpSock, now: number): void {
   k.closed = true;
-  failWaiters(s, k);
+  s.paths.kipc.closing(s, k, now);
   if (k.connecting) fail(s.proc, k.connecting, EBADF);
   k.connecting = null;
-  if (k.fast) releaseFast(s, k, now);
+  if (k.fast) s.paths.fast.closing(s, k, now);
   if (k.listener) {
     s.table.unlisten(k.laddr, k.lport);
     s.byListener.delete(k.listener);
@@ -171,7 +169,7 @@ export function closeSock(s: TcpState, k: TcpSock, now: number): void {
   } else forget(s, k);
 }
 
-/** A segment from ip: to its connection, or to a listener (whose new connection is premapped or handed to a waiting accept). */
+/** A segment from ip: to its connection, or to a listener (a fast one premaps the new connection, a waiting accept by message takes it). */
 export function onSegment(s: TcpState, p: Packet, bytes: Uint8Array, now: number): void {
   const ihl = (p.tag >>> 8) & 0xff;
   const src = p.a >>> 0;
@@ -188,14 +186,14 @@ export function onSegment(s: TcpState, p: Packet, bytes: Uint8Array, now: number
   if (res.conn) pump(s, res.conn, now);
   if (res.accepted && listener) {
     const k = s.byListener.get(listener);
-    if (k?.fast) premap(s, k, now);
-    while (k && k.accepts.length > 0 && takeAccept(s, k, k.accepts[0]!)) k.accepts.shift();
+    if (k?.fast) s.paths.fast.accepted(s, k, now);
+    if (k) s.paths.kipc.accepted(s, k, now);
   }
 }
 
-/** Every 5 ms: listeners' premaps and SYN-ACK retransmissions, the connections whose timer is due, timed receives. */
+/** Every 5 ms: the paths' ticks (fast listeners' premaps; timed receives), SYN-ACK retransmissions, the connections whose timer is due. */
 export function tick(s: TcpState, now: number): void {
-  for (const k of s.byListener.values()) if (k.fast) premap(s, k, now);
+  s.paths.fast.tick(s, now);
   for (const l of s.table.listenersAll()) {
     if (l.nextDeadline() >= 0 && l.nextDeadline() <= now) transmitAll(s, l.onTick(now).map((o) => ({ src: o.src, dst: o.dst, seg: o.seg })));
   }
@@ -210,5 +208,5 @@ export function tick(s: TcpState, now: number): void {
       pump(s, c, now);
     } else schedule(s, c); // moved later: queue it again
   }
-  expireRecvs(s, now);
+  s.paths.kipc.tick(s, now);
 }

@@ -5,13 +5,13 @@
 import { complete, fail, num, bytes as argBytes, type NetCall } from "../netcall.ts";
 import { EAGAIN, EBADF, ECONNRESET, EINVAL, ENOTCONN, EPIPE, ErrnoError } from "../../sys/errno.ts";
 import { output, pump } from "./tcp-conn.ts";
-import { newSock, sockOf, type TcpSock, type TcpState } from "./tcp-state.ts";
+import { type DataPath, newSock, sockOf, type TcpSock, type TcpState } from "./tcp-state.ts";
 
 /** Most bytes one recv returns (a kernel message holds at most 16 KiB). */
 const MAX_IO = 8192;
 
 /** Answers waiting receives in order: data, then EOF or the connection's error. */
-export function serveRecvs(s: TcpState, k: TcpSock): void {
+function serveRecvs(s: TcpState, k: TcpSock): void {
   const c = k.conn;
   while (k.recvs.length > 0) {
     const w = k.recvs[0]!;
@@ -36,7 +36,7 @@ export function serveRecvs(s: TcpState, k: TcpSock): void {
 }
 
 /** Moves waiting sends into the connection as far as it has room; each completes when all its bytes are in. */
-export function serveSends(s: TcpState, k: TcpSock, now: number): void {
+function serveSends(s: TcpState, k: TcpSock, now: number): void {
   const c = k.conn;
   if (!c) return;
   while (k.sends.length > 0) {
@@ -50,7 +50,7 @@ export function serveSends(s: TcpState, k: TcpSock, now: number): void {
 }
 
 /** Receives whose time limit passed fail with EAGAIN. */
-export function expireRecvs(s: TcpState, now: number): void {
+function expireRecvs(s: TcpState, now: number): void {
   for (const k of s.timedRecvs) {
     while (k.recvs.length > 0 && k.recvs[0]!.deadline <= now) fail(s.proc, k.recvs.shift()!.call, EAGAIN, "receive timed out");
     if (!k.recvs.some((w) => w.deadline !== Number.POSITIVE_INFINITY)) s.timedRecvs.delete(k);
@@ -58,7 +58,7 @@ export function expireRecvs(s: TcpState, now: number): void {
 }
 
 /** Hands the next accepted connection to an accept call; false if none is ready. */
-export function takeAccept(s: TcpState, k: TcpSock, c: NetCall): boolean {
+function takeAccept(s: TcpState, k: TcpSock, c: NetCall): boolean {
   const conn = k.listener!.accept();
   if (!conn) return false;
   const n = newSock(s, c.app);
@@ -120,9 +120,27 @@ export function recvCall(s: TcpState, c: NetCall, now: number): void {
   }
 }
 
-/** The socket is closing: its waiting calls fail with EBADF. */
-export function failWaiters(s: TcpState, k: TcpSock): void {
-  for (const w of k.accepts.splice(0)) fail(s.proc, w, EBADF);
-  for (const w of k.recvs.splice(0)) fail(s.proc, w.call, EBADF);
-  for (const w of k.sends.splice(0)) fail(s.proc, w.call, EBADF);
+/** The connection failed or ended: readers get what is buffered, then EOF or the error; writers the error (EPIPE). */
+function failIo(s: TcpState, k: TcpSock): void {
+  serveRecvs(s, k);
+  for (const w of k.sends.splice(0)) fail(s.proc, w.call, k.error ? k.error : EPIPE);
 }
+
+/** A socket by message: its connection's events answer the calls waiting on it. */
+export const KIPC_PATH: DataPath = {
+  connected: () => {},
+  readable: serveRecvs,
+  writable: serveSends,
+  failed: failIo,
+  ended: failIo,
+  accepted: (s, k) => {
+    while (k.accepts.length > 0 && takeAccept(s, k, k.accepts[0]!)) k.accepts.shift();
+  },
+  // The socket is closing: its waiting calls fail with EBADF.
+  closing: (s, k) => {
+    for (const w of k.accepts.splice(0)) fail(s.proc, w, EBADF);
+    for (const w of k.recvs.splice(0)) fail(s.proc, w.call, EBADF);
+    for (const w of k.sends.splice(0)) fail(s.proc, w.call, EBADF);
+  },
+  tick: expireRecvs,
+};

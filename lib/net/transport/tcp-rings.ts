@@ -11,9 +11,9 @@ import {
   type Geometry, KIND_CLOSE, KIND_CONNECT, KIND_SHUTDOWN, RDHUP, SHUT_RD, SOCK_STREAM as ARENA_STREAM, ST_CONNECTED,
   VIOLATION, WRITABLE,
 } from "../../sock/abi.ts";
-import { EALREADY, EINVAL, EISCONN } from "../../sys/errno.ts";
+import { EALREADY, ECONNREFUSED, EINVAL, EISCONN } from "../../sys/errno.ts";
 import { abortConn, closeSock, output, pump, startConnect } from "./tcp-conn.ts";
-import { applyOpts, type FastTcp, newSock, type TcpSock, type TcpState } from "./tcp-state.ts";
+import { applyOpts, type DataPath, type FastTcp, newSock, type TcpSock, type TcpState } from "./tcp-state.ts";
 
 /** Socket buffers of a fast TCP socket (the rings extend the connection's own buffers). */
 export const FAST_GEOMETRY: Partial<Geometry> = { txSlots: 64, txData: 131072, rxSlots: 64, rxData: 131072 };
@@ -113,7 +113,7 @@ export function feedTx(s: TcpState, k: TcpSock, now: number): void {
 }
 
 /** Moves the connection's in-order bytes into the RX ring as far as it has room; EOF after them. */
-export function pumpRx(s: TcpState, k: TcpSock): void {
+function pumpRx(s: TcpState, k: TcpSock): void {
   const f = k.fast;
   const c = k.conn;
   if (!f || !c || f.sk.isDead || f.closing !== 0) return;
@@ -140,7 +140,7 @@ export function pumpRx(s: TcpState, k: TcpSock): void {
 }
 
 /** The connection is established: the connect's result, then the state, into the ring. */
-export function fastConnected(k: TcpSock): void {
+function fastConnected(k: TcpSock): void {
   const f = k.fast!;
   // The result first, then the state: an app that sees CONNECTED finds ERROR 0 in the ring.
   if (f.connectPending) {
@@ -153,7 +153,7 @@ export function fastConnected(k: TcpSock): void {
 }
 
 /** The connection failed (reset, refused, timed out): ERROR(errno) + EOF into the ring. */
-export function fastFail(s: TcpState, k: TcpSock, errno: number): void {
+function fastFail(s: TcpState, k: TcpSock, errno: number): void {
   const f = k.fast!;
   if (f.closing !== 0 || k.closed) return;
   pumpRx(s, k); // what arrived before the reset is still read first
@@ -189,7 +189,7 @@ export function closeFast(s: TcpState, k: TcpSock, abort: boolean, now: number):
 }
 
 /** The socket is closed: its never-taken children are reset, its slot released. */
-export function releaseFast(s: TcpState, k: TcpSock, now: number): void {
+function releaseFast(s: TcpState, k: TcpSock, now: number): void {
   const f = k.fast!;
   if (f.children.length > 0) {
     // A listener: the children the app never took are reset, like a kernel's accept queue.
@@ -209,7 +209,7 @@ export function releaseFast(s: TcpState, k: TcpSock, now: number): void {
 }
 
 /** Premaps a fast listener's completed connections into its RX ring, at most min(backlog, ring) ahead. */
-export function premap(s: TcpState, k: TcpSock, now: number): void {
+function premap(s: TcpState, k: TcpSock, now: number): void {
   const f = k.fast!;
   const l = k.listener;
   if (!l || f.sk.isDead || k.closed) return;
@@ -262,3 +262,20 @@ export function premap(s: TcpState, k: TcpSock, now: number): void {
     }
   }
 }
+
+/** A fast socket: its connection's events move bytes between the connection and the rings. */
+export const FAST_PATH: DataPath = {
+  connected: (_s, k) => fastConnected(k),
+  readable: pumpRx,
+  writable: feedTx,
+  failed: (s, k) => fastFail(s, k, k.error),
+  // a connection that never came up reports why (a connected one's EOF is in the ring)
+  ended: (s, k) => {
+    if (!k.connected && !k.closed) fastFail(s, k, k.error || ECONNREFUSED);
+  },
+  accepted: premap,
+  closing: releaseFast,
+  tick: (s, now) => {
+    for (const k of s.byListener.values()) if (k.fast) premap(s, k, now);
+  },
+};

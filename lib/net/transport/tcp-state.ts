@@ -88,8 +88,36 @@ export interface TcpStats {
   violations: number;
 }
 
+/**
+ * How a socket's data travels, as its connection's events need it: through its app's
+ * arena (FAST_PATH, tcp-rings.ts) or in kernel messages (KIPC_PATH, tcp-kipc.ts).
+ * pump and closeSock (tcp-conn.ts) call them: a fast socket's events go to both
+ * (calls by message may wait on any socket), except the bytes, which go one way.
+ * servers/tcp.ts hands the state both, so tcp-conn.ts depends on neither.
+ */
+export interface DataPath {
+  /** The connection is established (a blocking connect by system call is answered already). */
+  connected(s: TcpState, k: TcpSock): void;
+  /** In-order bytes, or the peer's FIN, to deliver. */
+  readable(s: TcpState, k: TcpSock): void;
+  /** Room in the connection's send buffer. */
+  writable(s: TcpState, k: TcpSock, now: number): void;
+  /** The connection failed (reset, timed out); k.error says how. */
+  failed(s: TcpState, k: TcpSock): void;
+  /** The connection is gone (its "closed" event); k.error says how, 0 for a clean end. */
+  ended(s: TcpState, k: TcpSock): void;
+  /** A listener of this path has completed connections waiting. */
+  accepted(s: TcpState, k: TcpSock, now: number): void;
+  /** The socket is being closed. */
+  closing(s: TcpState, k: TcpSock, now: number): void;
+  /** The server's periodic tick (every 5 ms). */
+  tick(s: TcpState, now: number): void;
+}
+
 export interface TcpState {
   proc: Proc;
+  /** The data paths (the one socket k's bytes take: pathOf(s, k)). */
+  paths: { fast: DataPath; kipc: DataPath };
   links: Links;
   pool: PoolOwner;
   table: TcpTable;
@@ -116,11 +144,13 @@ export interface TcpState {
 }
 
 /**
- * A state with no sockets over `links` and `pool`; `onActive` and `onTx` are the
- * fast sockets' walk and drain callbacks (tcp-rings.ts), bound to the state.
+ * A state with no sockets over `links` and `pool`; `paths` are the data paths;
+ * `onActive` and `onTx` the fast sockets' walk and drain callbacks (tcp-rings.ts),
+ * bound to the state.
  */
 export function newTcpState(
   proc: Proc,
+  paths: TcpState["paths"],
   links: Links,
   pool: PoolOwner,
   secret: Secret,
@@ -129,7 +159,7 @@ export function newTcpState(
   onTx: (s: TcpState, d: TxDesc) => void,
 ): TcpState {
   const s: TcpState = {
-    proc, links, pool, table: new TcpTable(), secret, socks: new SockTable(ephemeralStart), byConn: new Map(), byListener: new Map(),
+    proc, paths, links, pool, table: new TcpTable(), secret, socks: new SockTable(ephemeralStart), byConn: new Map(), byListener: new Map(),
     lastTick: 0, timers: new MinHeap(), scheduled: new Map(), timedRecvs: new Set(),
     stats: {
       rxSegments: 0, txSegments: 0, badSegments: 0, txDropped: 0, accepted: 0, resets: 0, fastTxBytes: 0, fastRxBytes: 0,
@@ -141,6 +171,9 @@ export function newTcpState(
   s.onTx = (d) => onTx(s, d);
   return s;
 }
+
+/** The path socket k's bytes take. */
+export const pathOf = (s: TcpState, k: TcpSock): DataPath => (k.fast ? s.paths.fast : s.paths.kipc);
 
 /** Where the ephemeral cursor of a fresh or restarted tcp starts (random within the first 1000). */
 export const ephemeralStart = (rnd: number): number => EPHEMERAL_LO + (rnd % 1000);
