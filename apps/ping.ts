@@ -1,7 +1,8 @@
-// ping: ICMP echo from inside newts, through the syscall server to ip.
+// ping: ICMP echo from inside newts (libc/icmp.ts: through the syscall server to ip).
 //   ping [-c COUNT] [-s SIZE] [-i INTERVAL_MS] [-W TIMEOUT_MS] HOST
 import { parseArgs } from "node:util";
-import { inetAddr, ping } from "../libc/net.ts";
+import { inetAddr } from "../libc/net.ts";
+import { ping } from "../libc/icmp.ts";
 import { puts } from "../libc/stdio.ts";
 import { sleepMs } from "../libc/unistd.ts";
 import { ErrnoError, errnoName } from "../libc/errno.ts";

@@ -1,8 +1,9 @@
 // `npm run bench -- stack`: bulk TCP throughput through newts's stack, from one run:
 // Linux -> newts and newts -> Linux over a TAP device (root), and newts -> newts
 // over a dgram link between two machines; each with the split stack (a server per
-// layer) and the single stack (one server). Apps use sockets by system call here
-// (libc's fast path is issue 4), so these figures include a system call per 8 KiB.
+// layer) and the single stack (one server). The apps are nc, whose sockets move
+// their data by kernel message (libc/net.ts: a system call per 8 KiB, forwarded by
+// the syscall server), so these figures are bounded by system calls, not the stack.
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { Machine, ROOT } from "../kernel/boot.ts";

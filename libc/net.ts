@@ -48,11 +48,6 @@ export const close = (fd: number): void => void syscall(SYS.CLOSE, { fd }, false
 export const getsockname = (fd: number): SockAddr => syscall(SYS.GETSOCKNAME, { fd }) as SockAddr;
 export const getpeername = (fd: number): SockAddr => syscall(SYS.GETPEERNAME, { fd }) as SockAddr;
 
-/** One ICMP echo through the ip server; throws ETIMEDOUT when no reply comes. */
-export function ping(dst: number, seq: number, size = 56, timeoutMs = 1000): { rttMs: number; ttl: number; bytes: number } {
-  return syscall(SYS.PING, { dst, seq, size, timeoutMs }, false) as { rttMs: number; ttl: number; bytes: number };
-}
-
 /** Writes all of data (send may take part of it). */
 export function sendAll(fd: number, data: Uint8Array): void {
   let off = 0;

@@ -9,7 +9,7 @@
 //     when nonblocking (no system call), else sleep on the arena's doorbell (finite
 //     Atomics.wait timeouts in a loop) until the stack pushes;
 //   - write/send/sendto/writev: room in the TX ring: copy in, publish, mark the socket
-//     active and, if the stack sleeps, ring its bell (lib/net/sockbell.ts: an eventfd
+//     active and, if the stack sleeps, ring its bell (lib/sock/sockbell.ts: an eventfd
 //     write, not a newts system call). No room: EAGAIN or sleep until the stack frees;
 //   - accept: takes a child the stack premapped into the listener's RX ring (§5.5.5);
 //     the new fd is made here, with no system call;

@@ -4,7 +4,7 @@
 // ports are in-process queues and whose calls are function calls; packets still
 // move as descriptors into the same pools. The kernel knows this server by the
 // layers' names too, so the syscall server and ctl reach it unchanged.
-import { bellsSleeping } from "../lib/net/fastapp.ts";
+import { bellsSleeping } from "../lib/sock/fastapp.ts";
 import { IPCALL, NET, SRV_CTL } from "../lib/ipc/calls.ts";
 import type { Message } from "../lib/ipc/message.ts";
 import { PoolOwner } from "../lib/ipc/pool.ts";

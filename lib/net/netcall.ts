@@ -63,3 +63,18 @@ export function netCallHandler<S>(onCall: (s: S, proc: Proc, c: NetCall) => void
     return NO_REPLY;
   };
 }
+
+/** A stack layer's handler of one forwarded call; it completes the call now or later, or throws an ErrnoError. */
+export type NetCallFn<S> = (s: S, c: NetCall) => void;
+
+/**
+ * The NET.CALL handler of a stack layer from its table of calls (by the system
+ * call's number): a call the layer does not know fails with `unknown`.
+ */
+export function netCallTable<S>(name: string, calls: Record<number, NetCallFn<S>>, unknown: number, after?: (s: S) => void): Handler<S> {
+  return netCallHandler<S>((s, _proc, c) => {
+    const f = calls[c.op];
+    if (!f) throw new ErrnoError(unknown, `${name}: call ${c.op} not supported`);
+    f(s, c);
+  }, after);
+}

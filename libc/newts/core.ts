@@ -4,7 +4,7 @@
 // sleeping on an arena's doorbell: `block`, and `retry`, the one loop in which a read,
 // write or accept tries its ring and, when it would block and may, sleeps and tries again.
 import { SYS } from "../../lib/ipc/calls.ts";
-import { ringBell } from "../../lib/net/sockbell.ts";
+import { ringBell } from "../../lib/sock/sockbell.ts";
 import type { Proc } from "../../lib/sys/proc.ts";
 import { EAGAIN, EBADF, EINPROGRESS, EINVAL, ErrnoError } from "../../lib/sys/errno.ts";
 import { syscall } from "../unistd.ts";

@@ -1,8 +1,8 @@
 // The socket arenas a transport server (udp, tcp) keeps for its applications' fast
-// sockets (issue 4, design §4): one StackArena per app, made on the app's first fast
+// sockets (design §4): one StackArena per app, made on the app's first fast
 // socket and granted to it (control SAB, a bell, every segment), the walk over every
 // arena's activity, and the server's sleep in poll(2) on its doorbell's eventfd that an
-// app's bell can end without a system call (lib/net/sockbell.ts).
+// app's bell can end without a system call (lib/sock/sockbell.ts).
 //
 // Arenas are private state of a server's generation: a restarted server starts with
 // none (the apps' old rings go quiet; they see their sockets reset when they next
@@ -12,9 +12,9 @@ import { MAX_SLEEP_MS } from "../sys/proc.ts";
 import { EBADF, ENOBUFS, ErrnoError } from "../sys/errno.ts";
 import { eventfdCreate } from "../sys/ffi.ts";
 import { PCB, PState } from "../sys/pcb.ts";
-import { StackArena } from "../sock/arena.ts";
-import type { SockStack } from "../sock/stack.ts";
-import type { Geometry } from "../sock/abi.ts";
+import { StackArena } from "./arena.ts";
+import type { SockStack } from "./stack.ts";
+import type { Geometry } from "./abi.ts";
 import { BELL_SLEEPING, createBell } from "./sockbell.ts";
 
 /** One app's socket arena at a server. S: the server's socket record. */

@@ -1,4 +1,4 @@
-// The stack's bell for one process's socket arena (issue 4, fast sockets): how an
+// The stack's bell for one process's socket arena (fast sockets): how an
 // application wakes a sleeping udp server after it produced into a TX ring, with no
 // system call of newts.
 //
