@@ -6,7 +6,7 @@ import type { SockApp } from "../../lib/sock/app.ts";
 import { ST_CONNECTED, ST_RESET } from "../../lib/sock/abi.ts";
 import { ENOMEM, ErrnoError } from "../../lib/sys/errno.ts";
 import type { Linger, SockAddr } from "../api.ts";
-import type { SocketCore } from "./core.ts";
+import type { Proc } from "../../lib/sys/proc.ts";
 
 const MAX_FDS = 65_536;
 
@@ -69,8 +69,16 @@ export interface Epoll {
   interest: Map<number, Interest>;
 }
 
+/** What the descriptor helpers use of libc's socket state (SocketCore has it). */
+export interface FdTable {
+  readonly proc: Proc;
+  readonly fds: Map<number, Fd>;
+  readonly eps: Map<number, Epoll>;
+  readonly arenas: Map<string, ArenaRec>;
+}
+
 /** The lowest descriptor number free among sockets and epoll instances (from 3, as after stdio). */
-export function newFd(c: SocketCore): number {
+export function newFd(c: FdTable): number {
   for (let fd = 3; fd < MAX_FDS; fd++) if (!c.fds.has(fd) && !c.eps.has(fd)) return fd;
   throw new ErrnoError(ENOMEM, "no fd left");
 }
@@ -84,7 +92,7 @@ export function fdEntry(fd: number, sock: SockApp, slot: number, ar: ArenaRec, s
 }
 
 /** Maps what the answer names (the server's arena on its first socket, new segments) and opens the slot. */
-export function attach(c: SocketCore, server: string, r: SocketReply): { sock: SockApp; ar: ArenaRec } | null {
+export function attach(c: FdTable, server: string, r: SocketReply): { sock: SockApp; ar: ArenaRec } | null {
   const p = c.proc;
   let ar = c.arenas.get(server);
   if (!ar) {
@@ -97,7 +105,7 @@ export function attach(c: SocketCore, server: string, r: SocketReply): { sock: S
 }
 
 /** Maps the segments a stack's answer lists (grant ids by segment index) that are not mapped yet. */
-export function attachSegments(c: SocketCore, ar: ArenaRec, segs: unknown): void {
+export function attachSegments(c: FdTable, ar: ArenaRec, segs: unknown): void {
   if (!Array.isArray(segs)) return;
   for (let i = 0; i < segs.length; i++) {
     const id = segs[i];
@@ -112,7 +120,7 @@ export function attachSegments(c: SocketCore, ar: ArenaRec, segs: unknown): void
  * granted the segment (through the kernel, asynchronously) when it grew the arena.
  * Wait briefly for that grant, attach it, and open the slot.
  */
-export function openLate(c: SocketCore, ar: ArenaRec, slot: number, gen: number): SockApp | null {
+export function openLate(c: FdTable, ar: ArenaRec, slot: number, gen: number): SockApp | null {
   const { index, attached } = ar.arena.segmentOf(slot);
   if (index < 0 || attached) return null;
   const deadline = performance.now() + 2000;
