@@ -1,5 +1,9 @@
-// libc's sockets by system call: every call traps to the kernel and goes through
-// the syscall server to tcp or udp. (Issue 4 puts the data path on shared rings.)
+// Sockets whose data moves in kernel messages: every call, sends and receives
+// included, traps to the kernel and goes through the syscall server to tcp or udp
+// (lib/net/transport/tcp-kipc.ts, udp-kipc.ts hold their waiters). Only nc uses it:
+// these sockets are the ones that survive a restart of tcp or udp today (their
+// table is in the servers' stores), which arena sockets do not yet. Apps use the
+// socket API (libc/api.ts), whose syscall backend is the paper's baseline.
 // Errors are thrown as ErrnoError with Linux errno values.
 import { AF_INET, SOCK_DGRAM, SOCK_STREAM, SYS } from "../lib/ipc/calls.ts";
 import { syscall } from "./unistd.ts";

@@ -5,7 +5,7 @@
 // errors from ip), udp-rings.ts (fast sockets: datagrams through the app's arena),
 // udp-kipc.ts (data by kernel message), socktable.ts and ports.ts, saved.ts.
 //
-// Fast sockets (design §4): a SOCKET call with `arena: true` makes a socket whose
+// Fast sockets (docs/design.md §4): a SOCKET call with `arena: true` makes a socket whose
 // datagrams travel through the process's socket arena (lib/sock). The arena is made
 // on the app's first such socket; its control SAB, a bell (lib/sock/sockbell.ts) and
 // every segment are granted to the app (Proc.grantTo), and the SOCKET answer says
@@ -38,7 +38,7 @@ export function freshLayer(proc: Proc, links: Links): UdpState {
 /**
  * After a restart. Links re-attached the channels and pools of the earlier
  * generations, and ownPool finds udp's pool among them. From the store comes the
- * socket table (design §6: UDP bindings live in shared memory): sockets keep their
+ * socket table (docs/design.md §6: UDP bindings live in shared memory): sockets keep their
  * ports and peers, and apps their descriptors. Fast sockets' arenas are not
  * re-attached: their apps' rings go quiet, their fds answer EBADF.
  */

@@ -1,5 +1,5 @@
 // The socket arenas a transport server (udp, tcp) keeps for its applications' fast
-// sockets (design §4): one StackArena per app, made on the app's first fast
+// sockets (docs/design.md §4): one StackArena per app, made on the app's first fast
 // socket and granted to it (control SAB, a bell, every segment), the walk over every
 // arena's activity, and the server's sleep in poll(2) on its doorbell's eventfd that an
 // app's bell can end without a system call (lib/sock/sockbell.ts).
