@@ -136,7 +136,7 @@ export const server: ServerDef<UdpState> = {
   handlers: {
     ...linkHandlers<UdpState>(),
     [NET.CALL]: netCallTable<UdpState>("udp", CALLS, EINVAL, (s) => s.socks.dirty && save(s)),
-    [SRV_CTL]: (s) => ({ sockets: s.socks.size, ports: s.socks.byPort.size, arenas: s.arenas.size, ...s.stats, pool: s.pool.stats }),
+    [SRV_CTL]: (s) => ({ sockets: s.socks.size, ports: s.socks.byPort.size, bound: [...s.socks.byPort.keys()], arenas: s.arenas.size, ...s.stats, pool: s.pool.stats }),
     [NET.APP_EXITED]: (s, m: Message) => {
       const app = (m.payload as { app?: number } | undefined)?.app;
       for (const k of [...s.socks.values()]) if (k.app === app) closeSock(s, k);

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { Machine, ROOT } from "../kernel/boot.ts";
 import { lacking } from "../lib/sys/needs.ts";
 import { fnvFile, killAll, nsExec } from "./support/net.ts";
-import { sleep, untilAnswers, untilListening } from "./support/machine.ts";
+import { sleep, untilAnswers, untilBound, untilListening } from "./support/machine.ts";
 
 const NS = "nt-tap";
 const DEV = "nttap0";
@@ -76,7 +76,7 @@ describe.skipIf(why !== null)("over TAP against the Linux stack", () => {
 
   test("a UDP socket keeps its binding across a udp server restart and echoes a datagram", async () => {
     const app = await m.spawn("nc", ["-u", "-l", "5353"]);
-    await sleep(300);
+    await untilBound(m, 5353);
     await m.ctl("kill", ["udp"]);
     await untilAnswers(m, "udp");
     const r = await nsExec(NS, ["bash", "-c", "exec 3<>/dev/udp/10.0.2.15/5353; printf 'hello newts' >&3; timeout 3 head -c 11 <&3"]);

@@ -63,3 +63,14 @@ export async function untilListening(m: Machine, port: number, limitMs = 10_000)
     await sleep(20);
   }
 }
+
+/** Waits until udp has a socket bound to `port`; fails, saying so, after limitMs. */
+export async function untilBound(m: Machine, port: number, limitMs = 10_000): Promise<void> {
+  const t0 = performance.now();
+  for (;;) {
+    const st = (await m.ctl("srv", ["udp", "show"])) as { bound?: number[] };
+    if (st.bound?.includes(port)) return;
+    if (performance.now() - t0 > limitMs) throw new Error(`nothing was bound to udp port ${port} within ${limitMs} ms`);
+    await sleep(20);
+  }
+}
