@@ -184,6 +184,7 @@ function act(s: State, proc: Proc, actions: IpAction[], from?: { p: Packet; fram
 function down(s: State, proc: Proc, p: Packet, seg: Uint8Array, now: number): void {
   if ((p.tag & TAG_UNREACH) !== 0) {
     act(s, proc, s.ip.unreachable(now, p.tag & 0xff, seg));
+    s.links.pools.release(p); // the error quotes a copy; the transport's buffer goes back
     return;
   }
   const proto = p.tag & 0xff;

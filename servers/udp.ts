@@ -139,6 +139,8 @@ export const server: ServerDef<UdpState> = {
     [SRV_CTL]: (s) => ({ sockets: s.socks.size, ports: s.socks.byPort.size, bound: [...s.socks.byPort.keys()], arenas: s.arenas.size, ...s.stats, pool: s.pool.stats }),
     [NET.APP_EXITED]: (s, m: Message) => {
       const app = (m.payload as { app?: number } | undefined)?.app;
+      // Datagrams the app sent just before it exited still go out (sendto had returned).
+      if (typeof app === "number" && s.arenas.takeLast(app)) s.links.port("ip")?.flush();
       for (const k of [...s.socks.values()]) if (k.app === app) closeSock(s, k);
       if (typeof app === "number") s.arenas.drop(app);
       save(s);

@@ -157,6 +157,16 @@ export class FastArenas<S> {
     return { segments: fa.segments };
   }
 
+  /**
+   * Takes what an app posted before it exited, as the walk would have (a last
+   * datagram, its CLOSEs): the exit notice can reach the server before the walk
+   * that would have seen those posts. True if any socket had work.
+   */
+  takeLast(app: number): boolean {
+    const fa = this.apps.get(app);
+    return !!fa && fa.arena.busy() && fa.arena.takeActive(fa.onActive) > 0;
+  }
+
   drop(app: number): void {
     this.apps.delete(app);
   }
