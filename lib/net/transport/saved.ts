@@ -9,14 +9,18 @@
 import { loadStore, saveStore, type Store } from "../../sys/store.ts";
 import type { Secret } from "../tcp/index.ts";
 
-/** A TCP socket as saved: where it is bound and what it was. */
-export interface SavedTcpSock {
+/** A socket's identity and addresses: what both transports save of every socket. */
+export interface SockAddrs {
   id: number;
   app: number;
   laddr: number;
   lport: number;
   raddr: number;
   rport: number;
+}
+
+/** A TCP socket as saved: where it is bound and what it was. */
+export interface SavedTcpSock extends SockAddrs {
   /** "listen": listen again; "conn": connected (comes back failed); "new": neither. */
   kind: "new" | "listen" | "conn";
   backlog: number;
@@ -29,13 +33,7 @@ export interface SavedTcp {
 }
 
 /** What the snapshot reads of a live TCP socket. */
-export interface TcpSockView {
-  id: number;
-  app: number;
-  laddr: number;
-  lport: number;
-  raddr: number;
-  rport: number;
+export interface TcpSockView extends SockAddrs {
   closed: boolean;
   /** Set for a socket whose buffers are arena rings (not saved). */
   fast?: unknown;
@@ -74,14 +72,7 @@ export function loadTcp(store: Store | undefined): SavedTcp | null {
 }
 
 /** A UDP socket as saved: its binding and connected peer. */
-export interface SavedUdpSock {
-  id: number;
-  app: number;
-  laddr: number;
-  lport: number;
-  raddr: number;
-  rport: number;
-}
+export type SavedUdpSock = SockAddrs;
 
 export interface SavedUdp {
   nextId: number;
@@ -89,13 +80,7 @@ export interface SavedUdp {
 }
 
 /** What the snapshot reads of a live UDP socket. */
-export interface UdpSockView {
-  id: number;
-  app: number;
-  laddr: number;
-  lport: number;
-  raddr: number;
-  rport: number;
+export interface UdpSockView extends SockAddrs {
   fast?: unknown;
 }
 
